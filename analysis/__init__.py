@@ -1,0 +1,1 @@
+"""Graph algorithm engines and reports over stored network versions."""

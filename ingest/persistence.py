@@ -1,0 +1,30 @@
+"""Neural persistence of a fully connected layer (Rieck et al. 2019; METRICS.md section 7).
+
+Weights are normalised as |W| / max|W| over the whole network. In the descending
+filtration every node is born at 1 and each merge of two components at weight w gives the
+pair (1, w): the merges are the edges of a maximum spanning tree. Kruskal's algorithm in
+scipy finds a *minimum* spanning tree and drops zero entries, so it runs on 2 - w (in [1, 2]).
+Defined for fully connected layers only (conv layers get None, see the README).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def neural_persistence(weight: torch.Tensor, network_max_abs: float, p: float = 2.0) -> tuple[float, float]:
+    """Returns (neural persistence, normalised by its upper bound (n_in + n_out - 1)^(1/p))."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import minimum_spanning_tree
+
+    out_features, in_features = weight.shape
+    w = (weight.detach().abs().to("cpu", torch.float64) / network_max_abs).numpy()
+    rows = np.repeat(np.arange(in_features), out_features)  # input node i
+    cols = in_features + np.tile(np.arange(out_features), in_features)  # output node j
+    n = in_features + out_features
+    graph = coo_matrix((2.0 - w.T.reshape(-1), (rows, cols)), shape=(n, n)).tocsr()
+    tree = minimum_spanning_tree(graph)
+    persistence = 1.0 - (2.0 - tree.data)
+    value = float(np.linalg.norm(persistence, ord=p)) if persistence.size else 0.0
+    return value, value / (n - 1) ** (1.0 / p)

@@ -1,0 +1,181 @@
+"""Read a network from where it is stored: a module, a state_dict file, safetensors, a .pt2.
+
+Files are loaded without running code (torch.load(weights_only=True), safetensors,
+torch.export archives); a pickled whole module needs trust_pickle=True, because unpickling
+runs whatever code the file names. Sharded safetensors load lazily, tensor by tensor.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Mapping
+from pathlib import Path
+
+from nngraph.errors import NNGraphError
+
+from . import topology as build
+from .network import Network
+
+CHECKPOINT_KEYS = ("state_dict", "model_state_dict", "model")
+SAFETENSORS_INDEX = "model.safetensors.index.json"
+
+
+def network_from_module(module, input_shape: tuple[int, ...] | None = None, source: str = "<module>") -> Network:
+    """An in-memory nn.Module (e.g. inside a training loop); conv models need input_shape (C, H, W)."""
+    return build.from_module(module, input_shape).bind(module.state_dict(), source)
+
+
+def load_network(path: str | Path, *, arch: str | None = None, input_shape: tuple[int, ...] | None = None,
+                 trust_pickle: bool = False) -> Network:
+    """Read a network file; `arch` ("package.module:factory") supplies the architecture of a state_dict."""
+    path = Path(path)
+    source = str(path)
+    if not path.exists():
+        raise NNGraphError(f"{source}: no such file or directory")
+    if path.suffix == ".pt2":
+        if arch:
+            raise NNGraphError(f"{source}: a .pt2 archive carries its own architecture; drop --arch")
+        program = _load_exported(path)
+        return build.from_exported(program).bind(program.state_dict, source)
+    loaded = _load_tensors_or_module(path, trust_pickle)
+    if not isinstance(loaded, Mapping):  # a whole nn.Module, loaded with trust_pickle
+        return network_from_module(loaded, input_shape, source)
+    tensors = _state_dict(loaded, source)
+    if arch:
+        module = _build_arch(arch, source)
+        topology = build.from_module(module, input_shape)
+        return topology.bind(tensors, source)
+    return build.from_state_dict(tensors, source).bind(tensors, source)
+
+
+def _load_exported(path: Path):
+    import torch
+
+    try:
+        return torch.export.load(str(path))
+    except Exception as exc:  # zip, pickle and schema errors all mean "not a readable archive"
+        raise NNGraphError(f"{path}: not a readable torch.export archive ({_first_line(exc)}); "
+                           "is the file truncated or corrupt?") from None
+
+
+def _load_tensors_or_module(path: Path, trust_pickle: bool):
+    if path.is_dir():
+        return _sharded_safetensors(path)
+    if path.suffix == ".safetensors":
+        return _safetensors_file(path)
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        message = str(exc)
+        if "Weights only load failed" not in message:
+            raise NNGraphError(f"{path}: not a readable PyTorch file ({_first_line(exc)}); "
+                               "is the file truncated or corrupt?") from None
+        if not trust_pickle:
+            raise NNGraphError(f"{path}: the file holds pickled Python objects (such as a whole "
+                               "nn.Module), and loading them runs code from the file. Save a "
+                               "state_dict or a .pt2 instead, or pass --trust-pickle if you trust "
+                               "where the file came from") from None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:
+        raise NNGraphError(f"{path}: could not unpickle the file ({_first_line(exc)})") from None
+
+
+def _state_dict(loaded: Mapping, source: str) -> Mapping:
+    """The tensors of a state_dict, unwrapping checkpoint dicts and DataParallel prefixes."""
+    import torch
+
+    for key in CHECKPOINT_KEYS:
+        inner = loaded.get(key) if hasattr(loaded, "get") else None
+        if isinstance(inner, Mapping) and any(isinstance(v, torch.Tensor) for v in inner.values()):
+            loaded = inner
+            break
+        if isinstance(inner, torch.nn.Module):
+            loaded = inner.state_dict()
+            break
+    if isinstance(loaded, _LazyTensors):
+        return loaded
+    tensors = {k: v for k, v in loaded.items() if isinstance(v, torch.Tensor)}
+    if not tensors:
+        raise NNGraphError(f"{source}: holds no tensors (keys: {', '.join(map(str, list(loaded)[:5]))}); "
+                           "expected a state_dict or a checkpoint with one under "
+                           + " / ".join(repr(k) for k in CHECKPOINT_KEYS))
+    if all(k.startswith("module.") for k in tensors):
+        tensors = {k[len("module."):]: v for k, v in tensors.items()}
+    return tensors
+
+
+def _build_arch(arch: str, source: str):
+    import torch
+
+    module_name, _, factory_name = arch.partition(":")
+    if not module_name or not factory_name:
+        raise NNGraphError(f"--arch {arch!r}: expected package.module:factory")
+    try:
+        factory = getattr(importlib.import_module(module_name), factory_name)
+    except (ImportError, AttributeError) as exc:
+        raise NNGraphError(f"--arch {arch!r}: cannot import it ({_first_line(exc)}); "
+                           "is its package on PYTHONPATH?") from None
+    module = factory()
+    if not isinstance(module, torch.nn.Module):
+        raise NNGraphError(f"--arch {arch!r} returned {type(module).__name__}, not an nn.Module")
+    return module
+
+
+class _LazyTensors(Mapping):
+    """key -> tensor over one or more safetensors files, read on first access."""
+
+    def __init__(self, key_to_file: dict[str, Path]):
+        self._files = key_to_file
+        self._handles = {}
+
+    def __getitem__(self, key):
+        from safetensors import safe_open
+
+        path = self._files[key]
+        if path not in self._handles:
+            self._handles[path] = safe_open(str(path), framework="pt", device="cpu")
+        return self._handles[path].get_tensor(key)
+
+    def __iter__(self):
+        return iter(self._files)
+
+    def __len__(self):
+        return len(self._files)
+
+
+def _safetensors_file(path: Path) -> _LazyTensors:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as handle:
+            keys = list(handle.keys())
+    except Exception as exc:
+        raise NNGraphError(f"{path}: not a readable safetensors file ({_first_line(exc)}); "
+                           "is the file truncated or corrupt?") from None
+    return _LazyTensors({key: path for key in keys})
+
+
+def _sharded_safetensors(directory: Path) -> _LazyTensors:
+    index = directory / SAFETENSORS_INDEX
+    if index.exists():
+        try:
+            weight_map = json.loads(index.read_text())["weight_map"]
+        except (ValueError, KeyError) as exc:
+            raise NNGraphError(f"{index}: not a safetensors index ({_first_line(exc)})") from None
+        return _LazyTensors({key: directory / name for key, name in weight_map.items()})
+    shards = sorted(directory.glob("*.safetensors"))
+    if not shards:
+        raise NNGraphError(f"{directory}: a directory with no safetensors shards; give a model file")
+    key_to_file = {}
+    for shard in shards:
+        key_to_file.update(dict.fromkeys(_safetensors_file(shard), shard))
+    return _LazyTensors(key_to_file)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__

@@ -1,0 +1,12 @@
+"""Architectures the tests save and reload (importable for --arch)."""
+
+import torch.nn as nn
+
+
+def small_cnn():
+    return nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.BatchNorm2d(3), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(3, 4, 3, stride=2), nn.Flatten(), nn.Linear(4, 5), nn.ReLU(), nn.Linear(5, 3))
+
+
+def small_mlp():
+    return nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 4), nn.ReLU(), nn.Linear(4, 2))

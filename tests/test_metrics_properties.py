@@ -1,0 +1,137 @@
+"""Vectorised metrics against straightforward loops over the explicit edge list."""
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+from hypothesis import given, settings, strategies as st
+
+from helpers import metrics_of
+from nngraph.ingest.link_weights import link_weight_stats
+from nngraph.ingest.persistence import neural_persistence
+from nngraph.ingest.strengths import Moments
+
+SETTINGS = settings(max_examples=40, deadline=None)
+
+
+def loop_strengths(edges, n_nodes):
+    s_in, s_out = np.zeros(n_nodes[1]), np.zeros(n_nodes[0])
+    for i, j, w in edges:
+        s_out[i] += w
+        s_in[j] += w
+    return s_in, s_out
+
+
+@SETTINGS
+@given(sizes=st.lists(st.integers(1, 7), min_size=2, max_size=5), seed=st.integers(0, 10_000))
+def test_mlp_strengths_equal_edge_list_loop(sizes, seed):
+    torch.manual_seed(seed)
+    layers = [nn.Linear(a, b).double() for a, b in zip(sizes, sizes[1:])]
+    result = metrics_of(nn.Sequential(*layers))
+    expected_in, expected_out = [None] * len(sizes), [None] * len(sizes)
+    for k, linear in enumerate(layers):
+        w = linear.weight.detach().numpy()
+        edges = [(i, j, w[j, i]) for j in range(w.shape[0]) for i in range(w.shape[1])]
+        s_in, expected_out[k] = loop_strengths(edges, (w.shape[1], w.shape[0]))
+        expected_in[k + 1] = s_in + linear.bias.detach().numpy()
+    for k, node_layer in enumerate(result.node_layers):
+        sides = [s for s in (expected_in[k], expected_out[k]) if s is not None]
+        np.testing.assert_allclose(node_layer.strength, sum(sides), atol=1e-12)
+        assert node_layer.fluctuation == pytest.approx(float(np.std(sum(sides))), abs=1e-12)
+
+
+def conv_edge_list(kernel, in_shape, stride, padding, dilation, groups):
+    """Every (input node, output node, weight) of the pixel-level graph, padding excluded."""
+    c_out, c_in_group, kh, kw = kernel.shape
+    c_in, h, w = in_shape
+    h_out = (h + 2 * padding - dilation * (kh - 1) - 1) // stride + 1
+    w_out = (w + 2 * padding - dilation * (kw - 1) - 1) // stride + 1
+    per_group_out = c_out // groups
+    edges = []
+    for co, i, j, ci_local, n, m in itertools.product(range(c_out), range(h_out), range(w_out),
+                                                      range(c_in_group), range(kh), range(kw)):
+        ci = (co // per_group_out) * c_in_group + ci_local
+        y, x = i * stride + n * dilation - padding, j * stride + m * dilation - padding
+        if 0 <= y < h and 0 <= x < w:
+            edges.append(((ci * h + y) * w + x, (co * h_out + i) * w_out + j, kernel[co, ci_local, n, m]))
+    return edges, c_out * h_out * w_out
+
+
+@SETTINGS
+@given(groups=st.integers(1, 2), c_in_group=st.integers(1, 2), c_out_group=st.integers(1, 2),
+       size=st.integers(3, 7), k=st.integers(1, 3), stride=st.integers(1, 3), padding=st.integers(0, 2),
+       dilation=st.integers(1, 2), seed=st.integers(0, 10_000))
+def test_conv_strengths_equal_edge_list_loop(groups, c_in_group, c_out_group, size, k, stride, padding,
+                                             dilation, seed):
+    if dilation * (k - 1) + 1 > size + 2 * padding:
+        return  # the kernel does not fit: no output
+    torch.manual_seed(seed)
+    layer = nn.Conv2d(c_in_group * groups, c_out_group * groups, k, stride=stride, padding=padding,
+                      dilation=dilation, groups=groups).double()
+    in_shape = (c_in_group * groups, size, size)
+    result = metrics_of(layer, in_shape)
+    kernel, bias = layer.weight.detach().numpy(), layer.bias.detach().numpy()
+    edges, n_out = conv_edge_list(kernel, in_shape, stride, padding, dilation, groups)
+    s_in, s_out = loop_strengths(edges, (int(np.prod(in_shape)), n_out))
+    s_in += np.repeat(bias, n_out // len(bias))
+    np.testing.assert_allclose(result.node_layers[0].strength, s_out, atol=1e-12)
+    np.testing.assert_allclose(result.node_layers[1].strength, s_in, atol=1e-12)
+    assert result.weight_layers[0].edges == len(edges)
+
+
+def kruskal_persistence(w_abs):
+    """Plain union-find Kruskal on the bipartite layer graph, weights taken in descending order."""
+    n_in = w_abs.shape[1]
+    parent = list(range(n_in + w_abs.shape[0]))
+
+    def find(a):
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    merges = []
+    for weight, j, i in sorted(((w_abs[j, i], j, i) for j in range(w_abs.shape[0]) for i in range(n_in)),
+                               reverse=True):
+        a, b = find(i), find(n_in + j)
+        if a != b:
+            parent[a] = b
+            merges.append(weight)
+    return float(np.linalg.norm(1.0 - np.array(merges)))
+
+
+@SETTINGS
+@given(n_out=st.integers(1, 6), n_in=st.integers(1, 6), seed=st.integers(0, 10_000))
+def test_neural_persistence_equals_union_find(n_out, n_in, seed):
+    weight = torch.randn(n_out, n_in, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    scale = float(weight.abs().max()) * 1.5  # the network's max may come from another layer
+    value, normalised = neural_persistence(weight, scale)
+    assert value == pytest.approx(kruskal_persistence(weight.abs().numpy() / scale), abs=1e-12)
+    assert normalised == pytest.approx(value / (n_in + n_out - 1) ** 0.5)
+
+
+def test_neural_persistence_hand_example():
+    # |W| / max = [[1, 0.5], [0.25, 0]]: the tree takes 1, 0.5, 0.25 -> persistences 0, 0.5, 0.75
+    value, normalised = neural_persistence(torch.tensor([[4.0, -2.0], [1.0, 0.0]]), 4.0)
+    assert value == pytest.approx((0.5 ** 2 + 0.75 ** 2) ** 0.5)
+    assert normalised == pytest.approx(value / 3 ** 0.5)
+
+
+def test_link_weight_stats_exact_and_sampled():
+    generator = torch.Generator().manual_seed(3)
+    weight, bias = torch.randn(300, 200, generator=generator), torch.randn(300, generator=generator)
+    moments = Moments()
+    moments.add(weight)
+    sample = np.concatenate([weight.numpy().ravel(), bias.numpy()]).astype(np.float64)
+    exact = link_weight_stats(weight, bias, moments)
+    assert exact["sampled"] is None and exact["count"] == sample.size
+    assert exact["mean"] == pytest.approx(sample.mean(), abs=1e-6)
+    assert exact["std"] == pytest.approx(sample.std(), rel=1e-6)
+    assert (exact["min"], exact["max"]) == (pytest.approx(sample.min()), pytest.approx(sample.max()))
+    assert exact["quantiles"]["q25"] == pytest.approx(np.quantile(sample, 0.25), rel=1e-6)
+    assert sum(exact["histogram"]["counts"]) == sample.size
+    sampled = link_weight_stats(weight, bias, moments, exact_limit=1000)
+    assert sampled["sampled"] == 1 << 16 and sampled["mean"] == exact["mean"]
+    assert sampled["quantiles"]["q50"] == pytest.approx(np.quantile(sample, 0.5), abs=0.03)
