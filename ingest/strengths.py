@@ -26,13 +26,14 @@ class Moments:
     low: float = float("inf")
     high: float = float("-inf")
 
-    def add(self, block: torch.Tensor) -> None:
+    def add(self, block: torch.Tensor, total: torch.Tensor | None = None) -> None:
+        """Adds a block of values; `total` is their sum when the caller already has it."""
         flat = block.reshape(-1)
         if flat.numel() == 0:
             return
         low, high = torch.aminmax(flat)
         self.count += flat.numel()
-        self.total += float(flat.sum())
+        self.total += float(flat.sum() if total is None else total)
         self.squares += float(torch.dot(flat, flat))
         self.low = min(self.low, float(low))
         self.high = max(self.high, float(high))
@@ -72,10 +73,11 @@ def dense_strengths(weight: torch.Tensor, bias: torch.Tensor | None, device: tor
     moments = Moments()
     for start in range(0, out_features, rows):
         block = _as_float(weight[start:start + rows], device)
-        row_sums.append(block.sum(1))
+        rows_part = block.sum(1)
+        row_sums.append(rows_part)
         part = block.sum(0)
         col_sums = part if col_sums is None else col_sums.add_(part)
-        moments.add(block)
+        moments.add(block, total=rows_part.sum())
     s_in = torch.cat(row_sums)
     if bias is not None:
         s_in = s_in + _as_float(bias, device)
