@@ -8,6 +8,8 @@ _EXPORTS = {
     "network_from_module": "sources",
     "compute_metrics": "metrics",
     "resolve_device": "metrics",
+    "ingest_module": "pipeline",
+    "ingest_path": "pipeline",
 }
 
 __all__ = list(_EXPORTS)

@@ -99,4 +99,170 @@ def metrics(path, arch, input_shape, trust_pickle, fmt, device, plus_one, conv_i
 
 
 
+def connection_options(command):
+    """--uri/--user/--password/--database; NEO4J_* variables and the config file fill the rest."""
+    options = [
+        click.option("--uri", help="Bolt URI of a Neo4j (or compatible) server; default: the local database."),
+        click.option("--user", help="User name (NEO4J_USERNAME)."),
+        click.option("--password", help="Password (NEO4J_PASSWORD)."),
+        click.option("--database", help="Database name (NEO4J_DATABASE)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def open_store(uri, user, password, database):
+    from nngraph.config import resolve_connection
+    from nngraph.store import Store
+
+    connection = resolve_connection(uri=uri, user=user, password=password, database=database)
+    return Store.open(connection, announce=lambda message: click.echo(message, err=True))
+
+
+def _key_values(pairs, what):
+    values = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{pair!r}: expected key=value", param_hint=what)
+        values[key] = _number_or_text(value)
+    return values
+
+
+def _number_or_text(value: str):
+    for convert in (int, float):
+        try:
+            return convert(value)
+        except ValueError:
+            pass
+    return value
+
+
+@cli.group()
+def db():
+    """Run the local database (ArcadeDB with its Bolt plugin, on 127.0.0.1)."""
+
+
+@db.command("start")
+def db_start():
+    """Start the local database (any command that needs it starts it too)."""
+    from nngraph.server import LocalServer
+
+    info = LocalServer().start(announce=lambda message: click.echo(message, err=True))
+    click.echo(f"running: {info.uri} (pid {info.pid})")
+
+
+@db.command("stop")
+def db_stop():
+    """Stop the local database."""
+    from nngraph.server import LocalServer
+
+    click.echo("stopped" if LocalServer().stop() else "not running")
+
+
+@db.command("status")
+def db_status():
+    """Say whether the local database runs, where, and where its data is."""
+    from nngraph.server import LocalServer
+
+    server = LocalServer()
+    info = server.status()
+    click.echo(f"running: {info.uri} (pid {info.pid}), data in {server.home}" if info
+               else f"not running; data in {server.home}")
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.option("--model", required=True, help="Model name the versions belong to.")
+@click.option("--version", "tag", help="Version tag (default: the file name without extension).")
+@click.option("--step", type=int, help="Training step of this version (default: the last number in the file name).")
+@click.option("--metric", "metric_pairs", multiple=True, metavar="KEY=VALUE",
+              help="A metric stored with the version, such as test_accuracy=0.93 (repeatable).")
+@click.option("--edges", "edge_policy", default="all", show_default=True,
+              help="Links to store: all, none, topk:K, threshold:T or backbone:ALPHA.")
+@click.option("--replace", is_flag=True, help="Overwrite a version that is already stored.")
+@model_source_options
+@DEVICE
+@connection_options
+def ingest(paths, model, tag, step, metric_pairs, edge_policy, replace, arch, input_shape, trust_pickle, device,
+           uri, user, password, database):
+    """Store model files as versions: neurons, layers, links and their metrics.
+
+    Each PATH is a model file (anything `nngraph metrics` reads) or a directory of
+    checkpoints, each file one version, ordered by the step in its name.
+    """
+    from pathlib import Path
+
+    from nngraph.ingest.edges import EdgePolicy
+    from nngraph.ingest.pipeline import checkpoint_files, ingest_path
+
+    policy = EdgePolicy.parse(edge_policy)
+    metrics = _key_values(metric_pairs, "--metric")
+    files = [item for path in paths for item in checkpoint_files(Path(path))]
+    if tag and len(files) > 1:
+        raise click.BadParameter("one --version tag for several files; leave it out to tag each by its name",
+                                 param_hint="--version")
+    load_options = {"arch": arch, "input_shape": input_shape, "trust_pickle": trust_pickle}
+    with open_store(uri, user, password, database) as store:
+        for file, file_step in files:
+            result = ingest_path(store, file, model=model, tag=tag, step=step if step is not None else file_step,
+                                 metrics=metrics, edges=policy, replace=replace, device=device,
+                                 load_options=load_options)
+            if result.status == "exists":
+                click.echo(f"{model} {result.tag}: already stored (pass --replace to overwrite)")
+            else:
+                click.echo(f"{model} {result.tag}: {result.status}, {result.neurons} neurons, {result.links} links")
+
+
+@cli.command()
+@FORMAT
+@connection_options
+def models(fmt, uri, user, password, database):
+    """List stored models and how many versions each has."""
+    from nngraph import queries
+    from nngraph.output import render
+
+    with open_store(uri, user, password, database) as store:
+        click.echo(render(store.read(queries.load("models")), fmt))
+
+
+@cli.command()
+@click.option("--model", help="Only this model's versions.")
+@FORMAT
+@connection_options
+def versions(model, fmt, uri, user, password, database):
+    """List stored versions in step order."""
+    from nngraph import queries
+    from nngraph.errors import NNGraphError
+    from nngraph.output import render
+
+    with open_store(uri, user, password, database) as store:
+        rows = store.read(queries.load("versions"), {"model": model})
+        if model and not rows:
+            raise NNGraphError(f"no model named {model!r} is stored; `nngraph models` lists them")
+        click.echo(render(rows, fmt))
+
+
+@cli.command()
+@click.argument("cypher", required=False)
+@click.option("-p", "--param", "param_pairs", multiple=True, metavar="KEY=VALUE",
+              help="A query parameter, passed as a parameter (repeatable); numbers are converted.")
+@click.option("--file", "query_file", type=click.File("r"), help="Read the query from a file.")
+@click.option("--write", is_flag=True, help="Allow the query to change the database.")
+@FORMAT
+@connection_options
+def query(cypher, param_pairs, query_file, write, fmt, uri, user, password, database):
+    """Run a Cypher query; read-only unless --write."""
+    from nngraph.output import render
+
+    if bool(cypher) == bool(query_file):
+        raise click.UsageError("give the query as an argument or with --file, not both or neither")
+    text = cypher or query_file.read()
+    parameters = _key_values(param_pairs, "--param")
+    with open_store(uri, user, password, database) as store:
+        rows = store.write(text, parameters) if write else store.read(text, parameters)
+    click.echo(render(rows, fmt))
+
+
 main = cli

@@ -1,0 +1,71 @@
+"""Which weights of a dense layer become stored LINK edges (--edges).
+
+all | none | topk:K (the K largest |w| into each output neuron) | threshold:T (|w| >= T) |
+backbone:ALPHA (disparity filter, Serrano, Boguna and Vespignani 2009, on |w|: an edge is
+kept when it is significant at level ALPHA for its source or its target node, with
+alpha_ij = (1 - |w_ij| / s_i) ** (k_i - 1) over the node's k_i edges of strength s_i in
+this layer; a node with a single edge in the layer does not vouch for it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from nngraph.errors import NNGraphError
+
+
+@dataclass(frozen=True)
+class EdgePolicy:
+    kind: str = "all"
+    value: float | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> "EdgePolicy":
+        kind, _, value = text.partition(":")
+        if kind in ("all", "none") and not value:
+            return cls(kind)
+        try:
+            if kind == "topk" and int(value) > 0:
+                return cls(kind, int(value))
+            if kind == "threshold" and float(value) >= 0:
+                return cls(kind, float(value))
+            if kind == "backbone" and 0 < float(value) < 1:
+                return cls(kind, float(value))
+        except ValueError:
+            pass
+        raise NNGraphError(f"--edges {text!r}: expected all, none, topk:K (K > 0), threshold:T (T >= 0) "
+                           "or backbone:ALPHA (0 < ALPHA < 1)")
+
+    def select(self, weight: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(source index, target index, weight) of the kept edges of a (out, in) weight matrix."""
+        w = weight.detach().to("cpu", torch.float64)
+        if self.kind == "none":
+            empty = np.empty(0, dtype=np.int64)
+            return empty, empty, np.empty(0)
+        if self.kind == "topk":
+            k = min(int(self.value), w.shape[1])
+            sources = torch.topk(w.abs(), k, dim=1).indices
+            targets = torch.arange(w.shape[0]).unsqueeze(1).expand_as(sources)
+            keep = torch.zeros_like(w, dtype=torch.bool)
+            keep[targets, sources] = True
+        elif self.kind == "threshold":
+            keep = w.abs() >= self.value
+        elif self.kind == "backbone":
+            keep = _significant(w.abs(), dim=0, alpha=self.value) | _significant(w.abs(), dim=1, alpha=self.value)
+        else:
+            keep = torch.ones_like(w, dtype=torch.bool)
+        targets, sources = keep.nonzero(as_tuple=True)
+        return sources.numpy(), targets.numpy(), w[targets, sources].numpy()
+
+
+def _significant(w_abs: torch.Tensor, dim: int, alpha: float) -> torch.Tensor:
+    """Disparity-filter significance from the nodes along `dim` (0: source nodes, 1: targets)."""
+    degree = w_abs.shape[dim]
+    if degree < 2:
+        return torch.zeros_like(w_abs, dtype=torch.bool)
+    strength = w_abs.sum(dim=dim, keepdim=True)
+    share = torch.where(strength > 0, w_abs / strength, torch.zeros_like(w_abs))
+    return (1.0 - share) ** (degree - 1) < alpha

@@ -1,0 +1,83 @@
+"""Ingest: model sources -> metrics -> one stored version each. The entry points for the CLI
+and for training loops (ingest_module, called once per epoch)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+from nngraph.errors import NNGraphError
+
+from .edges import EdgePolicy
+from .metrics import compute_metrics
+from .sources import SAFETENSORS_INDEX, load_network, network_from_module
+from .writer import IngestResult, write_version
+
+CHECKPOINT_SUFFIXES = {".pt", ".pth", ".bin", ".safetensors", ".pt2"}
+
+
+def checkpoint_files(path: Path) -> list[tuple[Path, int | None]]:
+    """A file, or a directory of checkpoints ordered by the step in their names (last number)."""
+    if path.is_dir() and not (path / SAFETENSORS_INDEX).exists():
+        files = [p for p in path.iterdir() if p.suffix in CHECKPOINT_SUFFIXES and p.is_file()]
+        if not files:
+            raise NNGraphError(f"{path}: no checkpoint files ({', '.join(sorted(CHECKPOINT_SUFFIXES))}) in it")
+        with_steps = [(p, _step_from_name(p)) for p in files]
+        return sorted(with_steps, key=lambda item: (item[1] is None, item[1] or 0, item[0].name))
+    return [(path, _step_from_name(path))]
+
+
+def _step_from_name(path: Path) -> int | None:
+    numbers = re.findall(r"\d+", path.stem)
+    return int(numbers[-1]) if numbers else None
+
+
+def version_properties(step=None, epoch=None, metrics=None, source=None, sha256=None) -> dict:
+    properties = {"step": step, "epoch": epoch, "source": source, "sha256": sha256}
+    for key, value in (metrics or {}).items():
+        properties[f"metric_{key}"] = value
+    return {k: v for k, v in properties.items() if v is not None}
+
+
+def ingest_path(store, path: Path, *, model: str, tag: str | None = None, step: int | None = None,
+                metrics: dict | None = None, edges: EdgePolicy = EdgePolicy(), replace: bool = False,
+                device: str = "auto", load_options: dict | None = None, progress: bool = True) -> IngestResult:
+    network = load_network(path, **(load_options or {}))
+    result = compute_metrics(network, device=device)
+    properties = version_properties(step=step, metrics=metrics, source=str(path), sha256=_sha256(path))
+    return write_version(store, network, result, model=model, tag=tag or path.stem, properties=properties,
+                         edges=edges, replace=replace, progress=progress)
+
+
+def ingest_module(module, *, model_name: str, version: str, metrics: dict | None = None, step: int | None = None,
+                  epoch: int | None = None, input_shape=None, edges: str = "all", replace: bool = False,
+                  store=None, device: str = "auto") -> IngestResult:
+    """Store an in-memory nn.Module as one version (e.g. once per epoch from a training loop).
+
+    Without `store`, connects to the configured database (NEO4J_* variables, config file)
+    or starts the local default.
+    """
+    network = network_from_module(module, input_shape, source=f"<module {type(module).__name__}>")
+    result = compute_metrics(network, device=device)
+    properties = version_properties(step=step, epoch=epoch, metrics=metrics)
+    policy = EdgePolicy.parse(edges) if isinstance(edges, str) else edges
+    if store is not None:
+        return write_version(store, network, result, model=model_name, tag=version, properties=properties,
+                             edges=policy, replace=replace, progress=False)
+    from nngraph.config import resolve_connection
+    from nngraph.store import Store
+
+    with Store.open(resolve_connection()) as opened:
+        return write_version(opened, network, result, model=model_name, tag=version, properties=properties,
+                             edges=policy, replace=replace, progress=False)
+
+
+def _sha256(path: Path) -> str | None:
+    if not path.is_file():
+        return None
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

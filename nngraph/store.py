@@ -1,0 +1,122 @@
+"""The store: the only module that talks to the database driver.
+
+Every query goes through Store.read or Store.write with its parameters passed as
+parameters, never formatted into the text. Connection problems become one NNGraphError
+that says what to check, raised at open time (the driver would otherwise retry for a minute).
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+from nngraph.config import Connection
+from nngraph.errors import NNGraphError
+from nngraph.server import DATABASE, USER, LocalServer
+
+CONNECT_TIMEOUT = 10.0
+
+
+class Store:
+    def __init__(self, driver, database: str | None, where: str):
+        self._driver = driver
+        self.database = database
+        self.where = where
+
+    @classmethod
+    def open(cls, connection: Connection, announce=None) -> "Store":
+        """Connect (starting the local server when no URI is given) and create the schema."""
+        import neo4j
+
+        if connection.local:
+            server = LocalServer()
+            info = server.start(announce)
+            uri, auth, database = info.uri, (USER, server.password()), DATABASE
+            where = f"the local database ({server.home})"
+        else:
+            uri, database = connection.uri, connection.database
+            auth = (connection.user or "neo4j", connection.password or "")
+            where = uri
+        try:
+            driver = neo4j.GraphDatabase.driver(uri, auth=auth, connection_timeout=CONNECT_TIMEOUT,
+                                                max_transaction_retry_time=0)
+        except (ValueError, neo4j.exceptions.ConfigurationError) as exc:
+            raise NNGraphError(f"{uri!r} is not a usable database URI ({exc}); "
+                               "expected bolt://host:7687 or neo4j://host:7687") from None
+        store = cls(driver, database, where)
+        try:
+            store.read("RETURN 1 AS ok")
+        except NNGraphError:
+            driver.close()
+            raise
+        return store
+
+    def close(self) -> None:
+        self._driver.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def read(self, query: str, parameters: dict | None = None) -> list[dict]:
+        """Run a query that must not write: it runs in a transaction that is rolled back if it did."""
+        with self._errors(), self._session() as session:
+            transaction = session.begin_transaction()
+            try:
+                result = transaction.run(query, parameters or {})
+                records = [record.data() for record in result]
+                if result.consume().counters.contains_updates:
+                    raise NNGraphError("this query writes to the database; nothing was changed. "
+                                       "Pass --write if that is what you want")
+            finally:
+                if not transaction.closed():
+                    transaction.rollback()
+        return records
+
+    def write(self, query: str, parameters: dict | None = None) -> list[dict]:
+        """Run one query in its own committed transaction."""
+        with self._errors(), self._session() as session:
+            return session.execute_write(lambda tx: [r.data() for r in tx.run(query, parameters or {})])
+
+    @contextmanager
+    def transaction(self):
+        """Several writes that commit together or not at all: yields a run(query, params) function."""
+        with self._errors(), self._session() as session:
+            transaction = session.begin_transaction()
+            try:
+                yield lambda query, parameters=None: [r.data() for r in transaction.run(query, parameters or {})]
+                transaction.commit()
+            finally:
+                if not transaction.closed():
+                    transaction.rollback()
+
+    def _session(self):
+        return self._driver.session(database=self.database) if self.database else self._driver.session()
+
+    @contextmanager
+    def _errors(self):
+        import neo4j.exceptions as errors
+
+        try:
+            yield
+        except errors.AuthError:
+            raise NNGraphError(f"{self.where} refused the user name or password: check --user/--password "
+                               "or NEO4J_USERNAME/NEO4J_PASSWORD") from None
+        except errors.ServiceUnavailable as exc:
+            raise NNGraphError(f"cannot reach {self.where} ({_one_line(exc)}): is the server running, and are "
+                               "--uri or NEO4J_URI right?") from None
+        except errors.CypherSyntaxError as exc:
+            raise NNGraphError(f"Cypher syntax error: {_one_line(exc.message)}") from None
+        except errors.Neo4jError as exc:
+            if exc.code and "DatabaseNotFound" in exc.code:
+                raise NNGraphError(f"database {self.database!r} does not exist on {self.where}: "
+                                   "check --database or NEO4J_DATABASE") from None
+            raise NNGraphError(f"the database refused the query: {_one_line(exc.message or exc)}") from None
+        except errors.DriverError as exc:
+            raise NNGraphError(f"database driver error talking to {self.where}: {_one_line(exc)}") from None
+
+
+def _one_line(text) -> str:
+    """Driver messages span lines; an error here is one line."""
+    return " ".join(str(text).split())[:300]

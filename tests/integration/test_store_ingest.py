@@ -1,0 +1,162 @@
+"""Ingest into a real Bolt server and read it back."""
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from models import small_mlp
+from nngraph.cli import cli
+from nngraph.errors import NNGraphError
+from nngraph.ingest import compute_metrics, ingest_module, load_network
+from nngraph.ingest import writer
+from nngraph.ingest.edges import EdgePolicy
+
+
+@pytest.fixture
+def mlp_file(tmp_path):
+    torch.manual_seed(0)
+    path = tmp_path / "mlp-epoch3.pt"
+    torch.save(small_mlp().state_dict(), path)
+    return path
+
+
+def run(cli_env, *args):
+    return CliRunner().invoke(cli, [str(a) for a in args], env=cli_env)
+
+
+def stored_layers(store, model):
+    return store.read("""MATCH (:Model {name: $model})-[:HAS_VERSION]->(v:Version)-[:HAS_LAYER]->(l:Layer)
+                         RETURN l.index AS index, l.fluctuation AS fluctuation, l.nodes AS nodes
+                         ORDER BY index""", {"model": model})
+
+
+def test_ingest_then_query_equals_metrics(store, cli_env, mlp_file, model_name):
+    result = run(cli_env, "ingest", mlp_file, "--model", model_name, "--metric", "test_accuracy=0.75")
+    assert result.exit_code == 0, result.output
+    expected = compute_metrics(load_network(mlp_file))
+    layers = stored_layers(store, model_name)
+    assert [row["nodes"] for row in layers] == [m.layer.nodes for m in expected.node_layers]
+    assert [row["fluctuation"] for row in layers] == pytest.approx([m.fluctuation for m in expected.node_layers])
+    for metrics in expected.node_layers:
+        rows = store.read("""MATCH (:Model {name: $model})-[:HAS_VERSION]->(v:Version)
+                             MATCH (n:Neuron {version: v.uid, layer: $layer})
+                             RETURN n.strength AS s ORDER BY n.index""",
+                          {"model": model_name, "layer": metrics.layer.index})
+        np.testing.assert_allclose([r["s"] for r in rows], metrics.strength, rtol=1e-9)
+    version = store.read("MATCH (:Model {name: $m})-[:HAS_VERSION]->(v) RETURN v.step AS step, "
+                         "v.metric_test_accuracy AS acc, v.status AS status", {"m": model_name})
+    assert version == [{"step": 3, "acc": 0.75, "status": "complete"}]
+    links = store.read("MATCH (n:Neuron)-[r:LINK]->() WHERE n.version STARTS WITH '' AND "
+                       "EXISTS { MATCH (:Model {name: $m})-[:HAS_VERSION]->(v:Version) WHERE v.uid = n.version } "
+                       "RETURN count(r) AS c", {"m": model_name})
+    assert links == [{"c": 6 * 8 + 8 * 4 + 4 * 2}]
+
+
+def test_reingest_is_idempotent_and_replace_keeps_one_copy(store, cli_env, mlp_file, model_name):
+    assert run(cli_env, "ingest", mlp_file, "--model", model_name).exit_code == 0
+    again = run(cli_env, "ingest", mlp_file, "--model", model_name)
+    assert again.exit_code == 0 and "already stored" in again.output
+    replaced = run(cli_env, "ingest", mlp_file, "--model", model_name, "--replace")
+    assert replaced.exit_code == 0 and "replaced" in replaced.output
+    versions = store.read("MATCH (v:Version {model: $m}) RETURN v.status AS status", {"m": model_name})
+    assert versions == [{"status": "complete"}]
+    assert len(stored_layers(store, model_name)) == 4
+
+
+def test_interrupted_ingest_is_invisible_then_cleaned(store, mlp_file, model_name, monkeypatch):
+    network = load_network(mlp_file)
+    metrics = compute_metrics(network)
+    original = writer._link_rows
+
+    def links_then_crash(*args):
+        for n, row in enumerate(original(*args)):
+            if n == 50:
+                raise KeyboardInterrupt  # as if the process were stopped mid-way
+            yield row
+
+    monkeypatch.setattr(writer, "BATCH_ROWS", 20)
+    monkeypatch.setattr(writer, "_link_rows", links_then_crash)
+    with pytest.raises(KeyboardInterrupt):
+        writer.write_version(store, network, metrics, model=model_name, tag="v1", progress=False)
+    assert stored_layers(store, model_name) == []
+    assert store.read("MATCH (v:Version {model: $m}) RETURN v.status AS s", {"m": model_name}) == [{"s": "loading"}]
+    monkeypatch.setattr(writer, "_link_rows", original)
+    result = writer.write_version(store, network, metrics, model=model_name, tag="v1", progress=False)
+    assert result.status == "stored" and result.links == 88
+    assert store.read("MATCH (v:Version {model: $m}) RETURN v.status AS s", {"m": model_name}) == [{"s": "complete"}]
+    leftovers = store.read("MATCH (n:Neuron) WHERE n.version STARTS WITH '' AND NOT EXISTS "
+                           "{ MATCH (v:Version) WHERE v.uid = n.version } RETURN count(n) AS c")
+    assert leftovers == [{"c": 0}]
+
+
+@pytest.mark.parametrize("policy,expected", [
+    ("none", 0), ("topk:2", 8 * 2 + 4 * 2 + 2 * 2), ("threshold:0", 88), ("all", 88)])
+def test_edge_policies_store_the_right_counts(store, mlp_file, model_name, policy, expected):
+    result = ingest_module(load_module(mlp_file), model_name=model_name, version=policy, edges=policy, store=store)
+    assert result.links == expected
+    count = store.read("MATCH (n:Neuron {version: $v})-[r:LINK]->() RETURN count(r) AS c", {"v": result.uid})
+    assert count == [{"c": expected}]
+
+
+def test_backbone_keeps_a_dominant_edge():
+    weight = torch.full((3, 4), 0.01)
+    weight[1, 2] = 5.0
+    sources, targets, values = EdgePolicy.parse("backbone:0.05").select(weight)
+    assert list(zip(sources.tolist(), targets.tolist())) == [(2, 1)] and values.tolist() == [5.0]
+
+
+def load_module(path):
+    module = small_mlp()
+    module.load_state_dict(torch.load(path, weights_only=True))
+    return module
+
+
+def test_query_is_read_only_without_write(store, cli_env, model_name):
+    refused = run(cli_env, "query", "CREATE (:Model {name: $n})", "-p", f"n={model_name}")
+    assert refused.exit_code == 1 and "--write" in refused.output
+    assert store.read("MATCH (m:Model {name: $n}) RETURN count(m) AS c", {"n": model_name}) == [{"c": 0}]
+    allowed = run(cli_env, "query", "CREATE (:Model {name: $n}) RETURN 1 AS ok", "-p", f"n={model_name}", "--write")
+    assert allowed.exit_code == 0, allowed.output
+    assert store.read("MATCH (m:Model {name: $n}) RETURN count(m) AS c", {"n": model_name}) == [{"c": 1}]
+    store.write("MATCH (m:Model {name: $n}) DELETE m", {"n": model_name})
+
+
+def test_names_with_quotes_are_stored_exactly(store, cli_env, mlp_file):
+    name = "it's a `model` \"with\" quotes; MATCH (n) DETACH DELETE n //"
+    assert run(cli_env, "ingest", mlp_file, "--model", name, "--version", "ü-1").exit_code == 0
+    listed = run(cli_env, "versions", "--model", name, "--format", "json")
+    assert '"version": "\\u00fc-1"' in listed.output or '"version": "ü-1"' in listed.output
+
+
+def test_bad_input_one_line_each(cli_env, tmp_path, model_name):
+    unknown = run(cli_env, "versions", "--model", model_name)
+    assert unknown.exit_code == 1 and "no model named" in unknown.output
+    syntax = run(cli_env, "query", "MATCH (n RETURN n")
+    assert syntax.exit_code == 1 and "syntax" in syntax.output.lower()
+    not_a_model = tmp_path / "notes.pt"
+    not_a_model.write_bytes(b"hello")
+    bad_file = run(cli_env, "ingest", not_a_model, "--model", model_name)
+    assert bad_file.exit_code == 1 and "truncated or corrupt" in bad_file.output
+    bad_edges = run(cli_env, "ingest", not_a_model, "--model", model_name, "--edges", "top:3")
+    assert bad_edges.exit_code == 1 and "--edges" in bad_edges.output
+
+
+def test_unreachable_server_fails_fast(tmp_path):
+    env = {"NNGRAPH_HOME": str(tmp_path), "NEO4J_URI": None, "NEO4J_USERNAME": None}
+    result = CliRunner().invoke(cli, ["models", "--uri", "bolt://127.0.0.1:9", "--password", "x"], env=env)
+    assert result.exit_code == 1 and "cannot reach" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_wrong_password_is_refused(local_home):
+    from nngraph.server import LocalServer
+
+    info = LocalServer(local_home).status()
+    env = {"NNGRAPH_HOME": str(local_home)}
+    result = CliRunner().invoke(cli, ["models", "--uri", info.uri, "--user", "root", "--password", "wrong-one"], env=env)
+    assert result.exit_code == 1 and "refused the user name or password" in result.output
+
+
+def test_password_file_is_private(local_home):
+    assert (local_home / "password").stat().st_mode & 0o077 == 0
