@@ -3,6 +3,7 @@ and for training loops (ingest_module, called once per epoch)."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 from pathlib import Path
@@ -62,16 +63,19 @@ def ingest_module(module, *, model_name: str, version: str, metrics: dict | None
     result = compute_metrics(network, device=device)
     properties = version_properties(step=step, epoch=epoch, metrics=metrics)
     policy = EdgePolicy.parse(edges) if isinstance(edges, str) else edges
-    if store is not None:
-        return write_version(store, network, result, model=model_name, tag=version, properties=properties,
+    with _given_or_opened(store) as target:
+        return write_version(target, network, result, model=model_name, tag=version, properties=properties,
                              edges=policy, replace=replace, progress=False)
+
+
+def _given_or_opened(store):
+    """The caller's store as it is, or the configured one, opened here and closed after use."""
+    if store is not None:
+        return contextlib.nullcontext(store)
     from nngraph.config import resolve_connection
     from nngraph.store import Store
 
-    with Store.open(resolve_connection()) as opened:
-        return write_version(opened, network, result, model=model_name, tag=version, properties=properties,
-                             edges=policy, replace=replace, progress=False)
-
+    return Store.open(resolve_connection())
 
 def _sha256(path: Path) -> str | None:
     if not path.is_file():

@@ -83,7 +83,7 @@ class LocalServer:
         with open(self.log_file, "ab") as log:
             child = subprocess.Popen([sys.executable, "-m", "nngraph.server", "run", str(self.home)],
                                      stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                     start_new_session=True)
+                                     cwd=self.home, start_new_session=True)  # ArcadeDB logs to ./log
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             info = self.status()
