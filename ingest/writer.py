@@ -13,11 +13,14 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
+import numpy as np
+
 from .edges import EdgePolicy
 from .metrics import NetworkMetrics
 from .network import Network
 
-BATCH_ROWS = 10_000
+BATCH_ROWS = 10_000  # neuron rows per UNWIND over Bolt
+BATCH_EDGES = 20_000  # link weights per UNWIND over Bolt
 
 UNFINISHED = """
 MATCH (v:Version {model: $model, tag: $tag})
@@ -45,10 +48,14 @@ UNWIND $rows AS r
 CREATE (:Neuron {uid: r[0], version: $version, layer: r[1], index: r[2],
                  s_in: r[3], s_out: r[4], strength: r[5], bias: r[6]})"""
 CREATE_LINKS = """
+MATCH (a:Neuron {version: $version, layer: $src_layer})
+WITH a ORDER BY a.index
+WITH collect(a) AS sources
 UNWIND $rows AS r
-MATCH (a:Neuron {uid: r[0]})
-MATCH (b:Neuron {uid: r[1]})
-CREATE (a)-[:LINK {weight: r[2]}]->(b)"""
+MATCH (b:Neuron {uid: $dst_prefix + toString(r[0])})
+UNWIND range(0, size(r[1]) - 1) AS k
+WITH sources[r[1][k]] AS a, b, r[2][k] AS weight
+CREATE (a)-[:LINK {weight: weight}]->(b)"""
 RETIRE_OLD = """
 MATCH (:Model {name: $model})-[r:HAS_VERSION]->(old:Version {tag: $tag})
 SET old.status = 'deleting'
@@ -82,6 +89,7 @@ def write_version(store, network: Network, metrics: NetworkMetrics, *, model: st
                   properties: dict | None = None, edges: EdgePolicy = EdgePolicy(), replace: bool = False,
                   progress: bool = True) -> IngestResult:
     """Store one version; `properties` (step, epoch, metric_* ...) go on its Version node."""
+    store.ensure_schema()
     for stale in store.read(UNFINISHED, {"model": model, "tag": tag}):
         delete_version(store, stale["uid"])
     existing = store.read(EXISTING, {"model": model, "tag": tag})
@@ -90,8 +98,9 @@ def write_version(store, network: Network, metrics: NetworkMetrics, *, model: st
     uid = secrets.token_hex(8)
     store.write(CREATE_VERSION, {"uid": uid, "model": model, "tag": tag, "properties": properties or {}})
     store.write(CREATE_LAYERS, {"version": uid, "rows": _layer_rows(uid, metrics, edges)})
-    neurons = _write_rows(store, CREATE_NEURONS, uid, _neuron_rows(uid, metrics), "neurons", progress)
-    links = _write_rows(store, CREATE_LINKS, uid, _link_rows(uid, network, metrics, edges), "links", progress)
+    with _progress_bar(f"{model}/{tag}", metrics, edges, progress) as bar:
+        neurons = _write_neurons(store, uid, metrics)
+        links = _write_links(store, uid, network, metrics, edges, bar)
     with store.transaction() as run:
         if replace:
             run(RETIRE_OLD, {"model": model, "tag": tag})
@@ -135,42 +144,54 @@ def _layer_rows(uid: str, metrics: NetworkMetrics, edges: EdgePolicy) -> list[di
     return rows
 
 
-def _neuron_rows(uid: str, metrics: NetworkMetrics):
+def _write_neurons(store, uid: str, metrics: NetworkMetrics) -> int:
+    written = 0
     for layer in metrics.node_layers:
-        n = layer.strength.size
-        columns = [layer.s_in, layer.s_out, layer.strength, layer.bias]
-        columns = [c.tolist() if c is not None else [None] * n for c in columns]
-        prefix = f"{uid}:{layer.layer.index}:"
-        for i in range(n):
-            yield [prefix + str(i), layer.layer.index, i, columns[0][i], columns[1][i], columns[2][i], columns[3][i]]
+        index, n = layer.layer.index, layer.strength.size
+        columns = {"s_in": layer.s_in, "s_out": layer.s_out, "strength": layer.strength, "bias": layer.bias}
+        values = [c.tolist() if c is not None else [None] * n for c in columns.values()]
+        for start in range(0, n, BATCH_ROWS):
+            rows = [[f"{uid}:{index}:{i}", index, i, *(v[i] for v in values)]
+                    for i in range(start, min(n, start + BATCH_ROWS))]
+            store.write(CREATE_NEURONS, {"version": uid, "rows": rows})
+            written += len(rows)
+    return written
 
 
-def _link_rows(uid: str, network: Network, metrics: NetworkMetrics, edges: EdgePolicy):
-    for weights in metrics.weight_layers:
-        layer = weights.layer
-        if layer.is_conv:
-            continue
+def _write_links(store, uid: str, network: Network, metrics: NetworkMetrics, edges: EdgePolicy, bar) -> int:
+    written = 0
+    dense = [m.layer for m in metrics.weight_layers if not m.layer.is_conv]
+    for number, layer in enumerate(dense, 1):
+        bar.set_postfix_str(f"layer {number}/{len(dense)}")
         sources, targets, values = edges.select(network.weight(layer))
-        src, dst = f"{uid}:{layer.src}:", f"{uid}:{layer.dst}:"
-        for i, j, w in zip(sources.tolist(), targets.tolist(), values.tolist()):
-            yield [src + str(i), dst + str(j), w]
+        parameters = {"version": uid, "src_layer": layer.src, "dst_prefix": f"{uid}:{layer.dst}:"}
+        for rows, count in link_batches(sources, targets, values):
+            store.write(CREATE_LINKS, {**parameters, "rows": rows})
+            written += count
+            bar.update(count)
+    return written
 
 
-def _write_rows(store, query: str, uid: str, rows, unit: str, progress: bool) -> int:
+def link_batches(sources: np.ndarray, targets: np.ndarray, values: np.ndarray, edges_per_batch: int = BATCH_EDGES):
+    """Bolt rows, one per target neuron: [target, [source, ...], [weight, ...]], about
+    `edges_per_batch` edges per batch. Lists of numbers encode far faster than a row per edge."""
+    order = np.argsort(targets, kind="stable")
+    sources, targets, values = sources[order], targets[order], values[order]
+    starts = np.flatnonzero(np.diff(targets, prepend=-1))
+    ends = np.append(starts[1:], len(targets))
+    rows, count = [], 0
+    for start, end in zip(starts.tolist(), ends.tolist()):
+        rows.append([int(targets[start]), sources[start:end].tolist(), values[start:end].tolist()])
+        count += end - start
+        if count >= edges_per_batch:
+            yield rows, count
+            rows, count = [], 0
+    if rows:
+        yield rows, count
+
+
+def _progress_bar(name: str, metrics: NetworkMetrics, edges: EdgePolicy, show: bool):
     from tqdm import tqdm
 
-    written = 0
-    batch = []
-    with tqdm(unit=f" {unit}", disable=not progress, leave=False, desc=unit) as bar:
-        for row in rows:
-            batch.append(row)
-            if len(batch) == BATCH_ROWS:
-                store.write(query, {"version": uid, "rows": batch})
-                written += len(batch)
-                bar.update(len(batch))
-                batch = []
-        if batch:
-            store.write(query, {"version": uid, "rows": batch})
-            written += len(batch)
-            bar.update(len(batch))
-    return written
+    total = sum(m.edges for m in metrics.weight_layers if not m.layer.is_conv) if edges.kind == "all" else None
+    return tqdm(total=total, desc=name, unit=" edges", unit_scale=True, disable=not show, leave=False)

@@ -21,10 +21,11 @@ class Store:
         self._driver = driver
         self.database = database
         self.where = where
+        self._schema_ready = False
 
     @classmethod
     def open(cls, connection: Connection, announce=None) -> "Store":
-        """Connect (starting the local server when no URI is given) and create the schema."""
+        """Connect (starting the local server when no URI is given) and check the connection."""
         import neo4j
 
         if connection.local:
@@ -52,6 +53,15 @@ class Store:
 
     def close(self) -> None:
         self._driver.close()
+
+    def ensure_schema(self) -> None:
+        """Create the constraints and indexes of queries/schema.cypher (idempotent), once per store."""
+        if not self._schema_ready:
+            from nngraph.queries import statements
+
+            for statement in statements("schema"):
+                self.write(statement)
+            self._schema_ready = True
 
     def __enter__(self):
         return self

@@ -67,21 +67,21 @@ def test_reingest_is_idempotent_and_replace_keeps_one_copy(store, cli_env, mlp_f
 def test_interrupted_ingest_is_invisible_then_cleaned(store, mlp_file, model_name, monkeypatch):
     network = load_network(mlp_file)
     metrics = compute_metrics(network)
-    original = writer._link_rows
+    original = EdgePolicy.select
+    calls = []
 
-    def links_then_crash(*args):
-        for n, row in enumerate(original(*args)):
-            if n == 50:
-                raise KeyboardInterrupt  # as if the process were stopped mid-way
-            yield row
+    def select_then_crash(self, weight):
+        calls.append(weight.shape)
+        if len(calls) == 2:  # the first layer's links are stored by now
+            raise KeyboardInterrupt  # as if the process were stopped mid-way
+        return original(self, weight)
 
-    monkeypatch.setattr(writer, "BATCH_ROWS", 20)
-    monkeypatch.setattr(writer, "_link_rows", links_then_crash)
+    monkeypatch.setattr(EdgePolicy, "select", select_then_crash)
     with pytest.raises(KeyboardInterrupt):
         writer.write_version(store, network, metrics, model=model_name, tag="v1", progress=False)
     assert stored_layers(store, model_name) == []
     assert store.read("MATCH (v:Version {model: $m}) RETURN v.status AS s", {"m": model_name}) == [{"s": "loading"}]
-    monkeypatch.setattr(writer, "_link_rows", original)
+    monkeypatch.setattr(EdgePolicy, "select", original)
     result = writer.write_version(store, network, metrics, model=model_name, tag="v1", progress=False)
     assert result.status == "stored" and result.links == 88
     assert store.read("MATCH (v:Version {model: $m}) RETURN v.status AS s", {"m": model_name}) == [{"s": "complete"}]
@@ -160,3 +160,14 @@ def test_wrong_password_is_refused(local_home):
 
 def test_password_file_is_private(local_home):
     assert (local_home / "password").stat().st_mode & 0o077 == 0
+
+
+def test_stored_links_are_the_weights(store, mlp_file, model_name):
+    network = load_network(mlp_file)
+    result = writer.write_version(store, network, compute_metrics(network), model=model_name, tag="v1",
+                                  progress=False)
+    rows = store.read("MATCH (a:Neuron {version: $v})-[r:LINK]->(b) "
+                      "RETURN a.layer AS layer, a.index AS i, b.index AS j, r.weight AS w", {"v": result.uid})
+    weights = [w.double() for key, w in torch.load(mlp_file).items() if key.endswith("weight")]
+    assert len(rows) == sum(w.numel() for w in weights) == 88
+    assert all(row["w"] == weights[row["layer"]][row["j"], row["i"]].item() for row in rows)
