@@ -61,6 +61,20 @@ class EdgePolicy:
         return sources.numpy(), targets.numpy(), w[targets, sources].numpy()
 
 
+    def chunks(self, weight: torch.Tensor, max_elements: int = 1 << 22):
+        """select() over blocks of output rows, so memory is bounded by the block, not the layer.
+
+        all, none, topk and threshold decide row by row; the backbone needs whole-layer
+        strengths, so it is selected at once."""
+        if self.kind == "backbone":
+            yield self.select(weight)
+            return
+        rows = max(1, max_elements // max(1, weight.shape[1]))
+        for first in range(0, weight.shape[0], rows):
+            sources, targets, values = self.select(weight[first:first + rows])
+            yield sources, targets + first, values
+
+
 def _significant(w_abs: torch.Tensor, dim: int, alpha: float) -> torch.Tensor:
     """Disparity-filter significance from the nodes along `dim` (0: source nodes, 1: targets)."""
     degree = w_abs.shape[dim]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import re
+import secrets
 from pathlib import Path
 
 from nngraph.errors import NNGraphError
@@ -44,11 +45,25 @@ def version_properties(step=None, epoch=None, metrics=None, source=None, sha256=
 def ingest_path(store, path: Path, *, model: str, tag: str | None = None, step: int | None = None,
                 metrics: dict | None = None, edges: EdgePolicy = EdgePolicy(), replace: bool = False,
                 device: str = "auto", load_options: dict | None = None, progress: bool = True) -> IngestResult:
+    network, result, properties = _measured(path, step, metrics, device, load_options)
+    return write_version(store, network, result, model=model, tag=tag or path.stem, properties=properties,
+                         edges=edges, replace=replace, progress=progress)
+
+
+def export_path(exporter, path: Path, *, model: str, tag: str | None = None, step: int | None = None,
+                metrics: dict | None = None, edges: EdgePolicy = EdgePolicy(), device: str = "auto",
+                load_options: dict | None = None, bar=None) -> int:
+    """Add one file's version to an export (nngraph.ingest.export.Exporter); the links written."""
+    network, result, properties = _measured(path, step, metrics, device, load_options)
+    return exporter.add_version(network, result, model=model, tag=tag or path.stem, uid=secrets.token_hex(8),
+                                properties=properties, edges=edges, bar=bar)
+
+
+def _measured(path: Path, step, metrics, device, load_options):
     network = load_network(path, **(load_options or {}))
     result = compute_metrics(network, device=device)
     properties = version_properties(step=step, metrics=metrics, source=str(path), sha256=_sha256(path))
-    return write_version(store, network, result, model=model, tag=tag or path.stem, properties=properties,
-                         edges=edges, replace=replace, progress=progress)
+    return network, result, properties
 
 
 def ingest_module(module, *, model_name: str, version: str, metrics: dict | None = None, step: int | None = None,

@@ -42,7 +42,7 @@ CREATE_NEXT = """
 UNWIND $rows AS r
 MATCH (a:Layer {uid: r[0]})
 MATCH (b:Layer {uid: r[1]})
-CREATE (a)-[:NEXT {name: r[2], kind: r[3], edges: r[4], edges_stored: r[5]}]->(b)"""
+CREATE (a)-[:NEXT {name: r[2], kind: r[3], edges: r[4]}]->(b)"""
 CREATE_NEURONS = """
 UNWIND $rows AS r
 CREATE (:Neuron {uid: r[0], version: $version, layer: r[1], index: r[2],
@@ -71,7 +71,7 @@ DELETE_BATCH = {
     "layers": "MATCH (l:Layer {version: $version}) WITH l LIMIT $limit DETACH DELETE l RETURN count(*) AS n",
     "version": "MATCH (v:Version {uid: $version}) DETACH DELETE v RETURN count(*) AS n",
 }
-WRITE_QUERIES = [UNFINISHED, EXISTING, CREATE_VERSION, CREATE_LAYERS, CREATE_NEXT, CREATE_NEURONS,
+CYPHER = [UNFINISHED, EXISTING, CREATE_VERSION, CREATE_LAYERS, CREATE_NEXT, CREATE_NEURONS,
                  CREATE_LINKS, RETIRE_OLD, PUBLISH, *DELETE_BATCH.values()]
 
 
@@ -97,7 +97,9 @@ def write_version(store, network: Network, metrics: NetworkMetrics, *, model: st
         return IngestResult(model, tag, existing[0]["uid"], "exists")
     uid = secrets.token_hex(8)
     store.write(CREATE_VERSION, {"uid": uid, "model": model, "tag": tag, "properties": properties or {}})
-    store.write(CREATE_LAYERS, {"version": uid, "rows": _layer_rows(uid, metrics, edges)})
+    store.write(CREATE_LAYERS, {"version": uid, "rows": layer_rows(uid, metrics, edges)})
+    store.write(CREATE_NEXT, {"rows": [[layer_uid(uid, m.layer.src), layer_uid(uid, m.layer.dst), m.layer.name,
+                                        m.layer.kind, m.edges] for m in metrics.weight_layers]})
     with _progress_bar(f"{model}/{tag}", metrics, edges, progress) as bar:
         neurons = _write_neurons(store, uid, metrics)
         links = _write_links(store, uid, network, metrics, edges, bar)
@@ -117,11 +119,11 @@ def delete_version(store, uid: str) -> None:
             pass
 
 
-def _layer_uid(version: str, index: int) -> str:
+def layer_uid(version: str, index: int) -> str:
     return f"{version}:{index}"
 
 
-def _layer_rows(uid: str, metrics: NetworkMetrics, edges: EdgePolicy) -> list[dict]:
+def layer_rows(uid: str, metrics: NetworkMetrics, edges: EdgePolicy) -> list[dict]:
     rows = []
     feeding = {m.layer.dst: m for m in metrics.weight_layers}
     for node_layer in metrics.node_layers:
@@ -139,7 +141,7 @@ def _layer_rows(uid: str, metrics: NetworkMetrics, edges: EdgePolicy) -> list[di
                                "neural_persistence": weights.neural_persistence,
                                "neural_persistence_normalized": weights.neural_persistence_normalized,
                                "edge_policy": edges.kind if not weights.layer.is_conv else "none (conv)"})
-        rows.append({"uid": _layer_uid(uid, node_layer.layer.index),
+        rows.append({"uid": layer_uid(uid, node_layer.layer.index),
                      "properties": {k: v for k, v in properties.items() if v is not None}})
     return rows
 
@@ -163,12 +165,12 @@ def _write_links(store, uid: str, network: Network, metrics: NetworkMetrics, edg
     dense = [m.layer for m in metrics.weight_layers if not m.layer.is_conv]
     for number, layer in enumerate(dense, 1):
         bar.set_postfix_str(f"layer {number}/{len(dense)}")
-        sources, targets, values = edges.select(network.weight(layer))
         parameters = {"version": uid, "src_layer": layer.src, "dst_prefix": f"{uid}:{layer.dst}:"}
-        for rows, count in link_batches(sources, targets, values):
-            store.write(CREATE_LINKS, {**parameters, "rows": rows})
-            written += count
-            bar.update(count)
+        for sources, targets, values in edges.chunks(network.weight(layer)):
+            for rows, count in link_batches(sources, targets, values):
+                store.write(CREATE_LINKS, {**parameters, "rows": rows})
+                written += count
+                bar.update(count)
     return written
 
 

@@ -216,6 +216,55 @@ def ingest(paths, model, tag, step, metric_pairs, edge_policy, replace, arch, in
 
 
 @cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.option("--to", "directory", required=True, type=click.Path(file_okay=False, path_type=str),
+              help="New or empty directory for the import files.")
+@click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True)
+@click.option("--model", required=True, help="Model name the versions belong to.")
+@click.option("--version", "tag", help="Version tag (default: the file name without extension).")
+@click.option("--step", type=int, help="Training step of this version (default: the last number in the file name).")
+@click.option("--metric", "metric_pairs", multiple=True, metavar="KEY=VALUE",
+              help="A metric stored with the version (repeatable).")
+@click.option("--edges", "edge_policy", default="all", show_default=True,
+              help="Links to write: all, none, topk:K, threshold:T or backbone:ALPHA.")
+@click.option("--database", default="neo4j", show_default=True, help="Database name in the printed import command.")
+@model_source_options
+@DEVICE
+def export(paths, directory, fmt, model, tag, step, metric_pairs, edge_policy, database, arch, input_shape,
+           trust_pickle, device):
+    """Write neo4j-admin import files for a fresh Neo4j (the bulk path for big models).
+
+    Writes the same nodes, links and properties as `nngraph ingest`, then prints the
+    `neo4j-admin database import full` command that loads them (with the server stopped).
+    """
+    from pathlib import Path
+
+    from tqdm import tqdm
+
+    from nngraph.ingest.edges import EdgePolicy
+    from nngraph.ingest.export import Exporter
+    from nngraph.ingest.pipeline import checkpoint_files, export_path
+
+    policy = EdgePolicy.parse(edge_policy)
+    metrics = _key_values(metric_pairs, "--metric")
+    files = [item for path in paths for item in checkpoint_files(Path(path))]
+    if tag and len(files) > 1:
+        raise click.BadParameter("one --version tag for several files; leave it out to tag each by its name",
+                                 param_hint="--version")
+    load_options = {"arch": arch, "input_shape": input_shape, "trust_pickle": trust_pickle}
+    with Exporter(Path(directory), fmt) as exporter, \
+            tqdm(unit=" links", unit_scale=True, desc="export", leave=False) as bar:
+        for number, (file, file_step) in enumerate(files, 1):
+            bar.set_postfix_str(f"version {number}/{len(files)}")
+            export_path(exporter, file, model=model, tag=tag, step=step if step is not None else file_step,
+                        metrics=metrics, edges=policy, device=device, load_options=load_options, bar=bar)
+        command = exporter.finish(database)
+    click.echo(f"exported {len(files)} version(s), {bar.n:,} links to {directory}. With the Neo4j server stopped, "
+               f"load them into a fresh database (this replaces database {database!r}):")
+    click.echo(command)
+
+
+@cli.command()
 @FORMAT
 @connection_options
 def models(fmt, uri, user, password, database):

@@ -14,6 +14,8 @@ from nngraph.errors import NNGraphError
 from nngraph.server import DATABASE, USER, LocalServer
 
 CONNECT_TIMEOUT = 10.0
+CONNECTIVITY_CHECK = "RETURN 1 AS ok"
+CYPHER = [CONNECTIVITY_CHECK]  # every Cypher text this module sends (checked by tests/test_cypher_lint.py)
 
 
 class Store:
@@ -45,7 +47,7 @@ class Store:
                                "expected bolt://host:7687 or neo4j://host:7687") from None
         store = cls(driver, database, where)
         try:
-            store.read("RETURN 1 AS ok")
+            store.read(CONNECTIVITY_CHECK)
         except NNGraphError:
             driver.close()
             raise

@@ -171,3 +171,36 @@ def test_stored_links_are_the_weights(store, mlp_file, model_name):
     weights = [w.double() for key, w in torch.load(mlp_file).items() if key.endswith("weight")]
     assert len(rows) == sum(w.numel() for w in weights) == 88
     assert all(row["w"] == weights[row["layer"]][row["j"], row["i"]].item() for row in rows)
+
+
+def test_local_server_survives_kill_9_with_its_data(tmp_path, mlp_file, monkeypatch):
+    import os
+    import signal
+    import time
+
+    from nngraph.config import resolve_connection
+    from nngraph.server import LocalServer, _alive
+    from nngraph.store import Store
+
+    monkeypatch.setenv("NNGRAPH_HOME", str(tmp_path / "home"))
+    for key in ("NEO4J_URI", "NEO4J_USERNAME", "NEO4J_PASSWORD", "NEO4J_DATABASE"):
+        monkeypatch.delenv(key, raising=False)
+    server = LocalServer()
+    try:
+        with Store.open(resolve_connection()) as store:
+            network = load_network(mlp_file)
+            writer.write_version(store, network, compute_metrics(network), model="survivor", tag="v1", progress=False)
+        pid = server.status().pid
+        os.kill(pid, signal.SIGKILL)
+        while _alive(pid):  # the kill lands asynchronously
+            time.sleep(0.05)
+        announced = []
+        with Store.open(resolve_connection(), announce=announced.append) as store:
+            assert announced and "starting the local database" in announced[0]
+            version = store.read("MATCH (:Model {name: 'survivor'})-[:HAS_VERSION]->(v) RETURN v.uid AS uid")
+            assert len(version) == 1
+            links = store.read("MATCH (:Neuron {version: $v})-[r:LINK]->() RETURN count(r) AS n", {"v": version[0]["uid"]})
+            layers = store.read("MATCH (l:Layer {version: $v}) RETURN count(l) AS n", {"v": version[0]["uid"]})
+            assert links == [{"n": 88}] and layers == [{"n": 4}]
+    finally:
+        server.stop()

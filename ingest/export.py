@@ -1,0 +1,212 @@
+"""Files for `neo4j-admin database import full`: the bulk path for big models on a fresh Neo4j.
+
+One file group per label and relationship type, with the same properties `nngraph ingest`
+stores. CSV: each group has a header file and one headerless data file (neo4j-admin takes
+a group's header from its first file); Parquet: the column names are the headers. Neurons
+get integer import IDs (their uid stays a property), which keeps the link files numeric and
+fast to write. Links stream out in blocks of output rows, so memory is bounded by a block,
+not by the model. On any failure (a full disk, an interrupt) the partial files are removed.
+"""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from nngraph.errors import NNGraphError
+
+from .edges import EdgePolicy
+from .metrics import NetworkMetrics
+from .network import Network
+from .writer import layer_rows, layer_uid
+
+FORMATS = ("csv", "parquet")
+ARRAY_DELIMITER = ";"
+NEURON_HEADER = [":ID(Neuron)", "uid", "version", "layer:int", "index:int", "s_in:double", "s_out:double",
+                 "strength:double", "bias:double"]
+LINK_HEADER = [":START_ID(Neuron)", ":END_ID(Neuron)", "weight:double"]
+NODE_GROUPS = ("Model", "Version", "Layer", "Neuron")
+RELATIONSHIP_GROUPS = ("HAS_VERSION", "HAS_LAYER", "NEXT", "LINK")
+
+
+class Exporter:
+    """Collects versions into DIR; `finish()` writes the small groups and returns the import command."""
+
+    def __init__(self, directory: Path, fmt: str = "csv"):
+        if fmt not in FORMATS:
+            raise NNGraphError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
+        if directory.exists() and any(directory.iterdir()):
+            raise NNGraphError(f"{directory} is not empty: export into a new or empty directory")
+        self.directory, self.format = directory, fmt
+        self._created = not directory.exists()
+        directory.mkdir(parents=True, exist_ok=True)
+        self._streams = {"Neuron": _Stream(self._path("Neuron"), NEURON_HEADER, fmt),
+                         "LINK": _Stream(self._path("LINK"), LINK_HEADER, fmt)}
+        self._tables: dict[str, list[dict]] = {name: [] for name in ("Model", "Version", "Layer", "HAS_VERSION",
+                                                                      "HAS_LAYER", "NEXT")}
+        self._versions: set[tuple[str, str]] = set()
+        self._next_id = 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, trace):
+        if error is not None:
+            self._remove()
+            if isinstance(error, OSError):
+                raise NNGraphError(f"could not write the export to {self.directory} ({error.strerror or error}); "
+                                   "the partial files were removed") from None
+
+    def add_version(self, network: Network, metrics: NetworkMetrics, *, model: str, tag: str, uid: str,
+                    properties: dict, edges: EdgePolicy, bar=None) -> int:
+        """Add one version; returns the number of links written."""
+        if (model, tag) in self._versions:
+            raise NNGraphError(f"version {tag!r} of {model!r} is exported twice: give each file its own tag")
+        self._versions.add((model, tag))
+        if not any(row["name:ID(Model)"] == model for row in self._tables["Model"]):
+            self._tables["Model"].append({"name:ID(Model)": model})
+        self._tables["Version"].append({"uid:ID(Version)": uid, "model": model, "tag": tag, "status": "complete",
+                                        **properties})
+        self._tables["HAS_VERSION"].append({":START_ID(Model)": model, ":END_ID(Version)": uid})
+        for row in layer_rows(uid, metrics, edges):
+            self._tables["Layer"].append({"uid:ID(Layer)": row["uid"], "version": uid, **row["properties"]})
+            self._tables["HAS_LAYER"].append({":START_ID(Version)": uid, ":END_ID(Layer)": row["uid"]})
+        first_ids = {}
+        for layer in metrics.node_layers:
+            index, count = layer.layer.index, layer.strength.size
+            first_ids[index] = self._next_id
+            ids = np.arange(self._next_id, self._next_id + count)
+            self._next_id += count
+            columns = [ids, [f"{uid}:{index}:{i}" for i in range(count)], [uid] * count,
+                       np.full(count, index), np.arange(count)]
+            columns += [layer.s_in, layer.s_out, layer.strength, layer.bias]  # None: no such side (null)
+            self._streams["Neuron"].write(columns)
+        links = 0
+        for weights in metrics.weight_layers:
+            self._tables["NEXT"].append({":START_ID(Layer)": layer_uid(uid, weights.layer.src),
+                                         ":END_ID(Layer)": layer_uid(uid, weights.layer.dst),
+                                         "name": weights.layer.name, "kind": weights.layer.kind,
+                                         "edges": weights.edges})
+            if weights.layer.is_conv:
+                continue
+            src, dst = first_ids[weights.layer.src], first_ids[weights.layer.dst]
+            for sources, targets, values in edges.chunks(network.weight(weights.layer)):
+                self._streams["LINK"].write([sources + src, targets + dst, values])
+                links += len(values)
+                if bar is not None:
+                    bar.update(len(values))
+        return links
+
+    def finish(self, database: str = "neo4j") -> str:
+        """Write the node and relationship groups that were kept in memory; the import command."""
+        for name, rows in self._tables.items():
+            _Stream.from_rows(self._path(name), rows, self.format)
+        for stream in self._streams.values():
+            stream.close()
+        arguments = ["neo4j-admin", "database", "import", "full", database, "--overwrite-destination",
+                     f"--input-type={self.format}", f"--array-delimiter={ARRAY_DELIMITER}"]
+        for group in NODE_GROUPS + RELATIONSHIP_GROUPS:
+            kind = "nodes" if group in NODE_GROUPS else "relationships"
+            arguments.append(f"--{kind}={group}={','.join(str(p) for p in self._files(group))}")
+        return shlex.join(arguments)
+
+    def _path(self, group: str) -> Path:
+        return self.directory / f"{group}.{self.format}"
+
+    def _files(self, group: str) -> list[Path]:
+        data = self._path(group).resolve()
+        return [data.with_suffix(".header.csv"), data] if self.format == "csv" else [data]
+
+    def _remove(self) -> None:
+        for stream in self._streams.values():
+            stream.close(quietly=True)
+        if self._created:
+            shutil.rmtree(self.directory, ignore_errors=True)
+        else:
+            for group in NODE_GROUPS + RELATIONSHIP_GROUPS:
+                for path in self._files(group):
+                    path.unlink(missing_ok=True)
+
+
+class _Stream:
+    """One group's data file, written table by table (pyarrow), with its header file for CSV."""
+
+    def __init__(self, path: Path, header: list[str], fmt: str):
+        self.path, self.header, self.format = path, header, fmt
+        self._writer = None
+
+    def write(self, columns) -> None:
+        import pyarrow as pa
+
+        length = len(columns[0])
+        self._write(pa.table({name: pa.nulls(length, pa.float64()) if column is None else pa.array(column)
+                              for name, column in zip(self.header, columns)}))
+
+    @classmethod
+    def from_rows(cls, path: Path, rows: list[dict], fmt: str) -> None:
+        """A small group from dict rows: the header is the union of keys, typed from the values."""
+        import pyarrow as pa
+
+        names = list(dict.fromkeys(key for row in rows for key in row))
+        columns = {name: [row.get(name) for row in rows] for name in names}
+        header = [_typed(name, values) for name, values in columns.items()]
+        stream = cls(path, header, fmt)
+        table = pa.table({typed: _column(values, fmt) for typed, values in zip(header, columns.values())})
+        stream._write(table)
+        stream.close()
+
+    def _write(self, table) -> None:
+        import pyarrow.csv as csv
+        import pyarrow.parquet as parquet
+
+        if self._writer is None:
+            if self.format == "csv":
+                self.path.with_suffix(".header.csv").write_text(",".join(table.column_names) + "\n")
+                self._writer = csv.CSVWriter(str(self.path), table.schema,
+                                             write_options=csv.WriteOptions(include_header=False))
+            else:
+                self._writer = parquet.ParquetWriter(str(self.path), table.schema)
+        self._writer.write_table(table)
+
+    def close(self, quietly: bool = False) -> None:
+        if self._writer is None and not quietly:
+            self._write(_empty(self.header))
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+def _typed(name: str, values: list) -> str:
+    """A neo4j-admin header field: name:type from the Python values (str needs no type)."""
+    if ":" in name:
+        return name
+    sample = next((v for v in values if v is not None), None)
+    if isinstance(sample, (list, tuple)):
+        inner = next((x for v in values if v for x in v), 0.0)
+        return f"{name}:{_scalar_type(inner)}[]"
+    return name if isinstance(sample, str) or sample is None else f"{name}:{_scalar_type(sample)}"
+
+
+def _scalar_type(value) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, np.integer)):
+        return "long"
+    return "double"
+
+
+def _column(values: list, fmt: str):
+    import pyarrow as pa
+
+    if fmt == "csv" and any(isinstance(v, (list, tuple)) for v in values):  # CSV arrays: delimited strings
+        return pa.array([None if v is None else ARRAY_DELIMITER.join(map(str, v)) for v in values])
+    return pa.array(values)
+
+
+def _empty(header: list[str]):
+    import pyarrow as pa
+
+    return pa.table({name: pa.array([], pa.float64()) for name in header})
