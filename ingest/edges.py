@@ -75,6 +75,24 @@ class EdgePolicy:
             yield sources, targets + first, values
 
 
+    def filter_list(self, sources: np.ndarray, targets: np.ndarray, values: np.ndarray):
+        """The kept edges of an explicit edge list holding all in-edges of its targets (all, none,
+        threshold, topk; the backbone needs whole dense layers)."""
+        if self.kind == "none":
+            keep = np.zeros(len(values), dtype=bool)
+        elif self.kind == "threshold":
+            keep = np.abs(values) >= self.value
+        elif self.kind == "topk":
+            order = np.lexsort((-np.abs(values), targets))  # by target, then |w| descending
+            first = np.flatnonzero(np.diff(targets[order], prepend=-1))
+            rank = np.arange(len(order)) - np.repeat(first, np.diff(np.append(first, len(order))))
+            keep = np.zeros(len(values), dtype=bool)
+            keep[order[rank < self.value]] = True
+        else:
+            return sources, targets, values
+        return sources[keep], targets[keep], values[keep]
+
+
 def _significant(w_abs: torch.Tensor, dim: int, alpha: float) -> torch.Tensor:
     """Disparity-filter significance from the nodes along `dim` (0: source nodes, 1: targets)."""
     degree = w_abs.shape[dim]

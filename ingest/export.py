@@ -18,7 +18,7 @@ import numpy as np
 
 from nngraph.errors import NNGraphError
 
-from .edges import EdgePolicy
+from .graph_rows import GraphOptions, channel_layers, channel_link_rows, channel_rows, link_blocks, neuron_columns
 from .metrics import NetworkMetrics
 from .network import Network
 from .writer import layer_rows, layer_uid
@@ -26,10 +26,10 @@ from .writer import layer_rows, layer_uid
 FORMATS = ("csv", "parquet")
 ARRAY_DELIMITER = ";"
 NEURON_HEADER = [":ID(Neuron)", "uid", "version", "layer:int", "index:int", "s_in:double", "s_out:double",
-                 "strength:double", "bias:double"]
+                 "strength:double", "bias:double", "channel:int", "row:int", "col:int"]
 LINK_HEADER = [":START_ID(Neuron)", ":END_ID(Neuron)", "weight:double"]
-NODE_GROUPS = ("Model", "Version", "Layer", "Neuron")
-RELATIONSHIP_GROUPS = ("HAS_VERSION", "HAS_LAYER", "NEXT", "LINK")
+NODE_GROUPS = ("Model", "Version", "Layer", "Neuron", "Channel")
+RELATIONSHIP_GROUPS = ("HAS_VERSION", "HAS_LAYER", "NEXT", "LINK", "CHANNEL_LINK")
 
 
 class Exporter:
@@ -45,8 +45,9 @@ class Exporter:
         directory.mkdir(parents=True, exist_ok=True)
         self._streams = {"Neuron": _Stream(self._path("Neuron"), NEURON_HEADER, fmt),
                          "LINK": _Stream(self._path("LINK"), LINK_HEADER, fmt)}
-        self._tables: dict[str, list[dict]] = {name: [] for name in ("Model", "Version", "Layer", "HAS_VERSION",
-                                                                      "HAS_LAYER", "NEXT")}
+        self._tables: dict[str, list[dict]] = {name: [] for name in ("Model", "Version", "Layer", "Channel",
+                                                                      "HAS_VERSION", "HAS_LAYER", "NEXT",
+                                                                      "CHANNEL_LINK")}
         self._versions: set[tuple[str, str]] = set()
         self._next_id = 0
 
@@ -61,7 +62,7 @@ class Exporter:
                                    "the partial files were removed") from None
 
     def add_version(self, network: Network, metrics: NetworkMetrics, *, model: str, tag: str, uid: str,
-                    properties: dict, edges: EdgePolicy, bar=None) -> int:
+                    properties: dict, options: GraphOptions = GraphOptions(), bar=None) -> int:
         """Add one version; returns the number of links written."""
         if (model, tag) in self._versions:
             raise NNGraphError(f"version {tag!r} of {model!r} is exported twice: give each file its own tag")
@@ -71,7 +72,7 @@ class Exporter:
         self._tables["Version"].append({"uid:ID(Version)": uid, "model": model, "tag": tag, "status": "complete",
                                         **properties})
         self._tables["HAS_VERSION"].append({":START_ID(Model)": model, ":END_ID(Version)": uid})
-        for row in layer_rows(uid, metrics, edges):
+        for row in layer_rows(uid, metrics, options):
             self._tables["Layer"].append({"uid:ID(Layer)": row["uid"], "version": uid, **row["properties"]})
             self._tables["HAS_LAYER"].append({":START_ID(Version)": uid, ":END_ID(Layer)": row["uid"]})
         first_ids = {}
@@ -80,9 +81,9 @@ class Exporter:
             first_ids[index] = self._next_id
             ids = np.arange(self._next_id, self._next_id + count)
             self._next_id += count
-            columns = [ids, [f"{uid}:{index}:{i}" for i in range(count)], [uid] * count,
-                       np.full(count, index), np.arange(count)]
-            columns += [layer.s_in, layer.s_out, layer.strength, layer.bias]  # None: no such side (null)
+            columns = neuron_columns(layer)
+            columns = [ids, [f"{uid}:{index}:{i}" for i in range(count)], [uid] * count, np.full(count, index),
+                       *columns.values()]  # None: not defined here (null)
             self._streams["Neuron"].write(columns)
         links = 0
         for weights in metrics.weight_layers:
@@ -90,25 +91,42 @@ class Exporter:
                                          ":END_ID(Layer)": layer_uid(uid, weights.layer.dst),
                                          "name": weights.layer.name, "kind": weights.layer.kind,
                                          "edges": weights.edges})
-            if weights.layer.is_conv:
-                continue
             src, dst = first_ids[weights.layer.src], first_ids[weights.layer.dst]
-            for sources, targets, values in edges.chunks(network.weight(weights.layer)):
+            for sources, targets, values in link_blocks(network, weights, options):
                 self._streams["LINK"].write([sources + src, targets + dst, values])
                 links += len(values)
                 if bar is not None:
                     bar.update(len(values))
+        if options.conv_edges == "channel":
+            self._add_channels(uid, network, metrics)
         return links
+
+    def _add_channels(self, uid: str, network: Network, metrics: NetworkMetrics) -> None:
+        channel_uid = "{}:{}:c{}".format
+        for layer in channel_layers(metrics):
+            for index, channel, nodes, strength, mean in channel_rows(layer):
+                self._tables["Channel"].append({"uid:ID(Channel)": channel_uid(uid, index, channel), "version": uid,
+                                                "layer:int": index, "channel:int": channel, "nodes:long": nodes,
+                                                "strength": strength, "mean_strength": mean})
+        for weights in metrics.weight_layers:
+            if weights.layer.is_conv:
+                for src, c_in, dst, c_out, weight, abs_weight, taps in channel_link_rows(network, weights.layer):
+                    self._tables["CHANNEL_LINK"].append({
+                        ":START_ID(Channel)": channel_uid(uid, src, c_in), ":END_ID(Channel)": channel_uid(uid, dst, c_out),
+                        "weight": weight, "abs_weight": abs_weight, "taps:int": taps})
 
     def finish(self, database: str = "neo4j") -> str:
         """Write the node and relationship groups that were kept in memory; the import command."""
         for name, rows in self._tables.items():
-            _Stream.from_rows(self._path(name), rows, self.format)
+            if rows:  # no Channel rows without conv layers: that group is left out
+                _Stream.from_rows(self._path(name), rows, self.format)
         for stream in self._streams.values():
             stream.close()
         arguments = ["neo4j-admin", "database", "import", "full", database, "--overwrite-destination",
                      f"--input-type={self.format}", f"--array-delimiter={ARRAY_DELIMITER}"]
         for group in NODE_GROUPS + RELATIONSHIP_GROUPS:
+            if group in self._tables and not self._tables[group]:
+                continue
             kind = "nodes" if group in NODE_GROUPS else "relationships"
             arguments.append(f"--{kind}={group}={','.join(str(p) for p in self._files(group))}")
         return shlex.join(arguments)
@@ -142,8 +160,9 @@ class _Stream:
         import pyarrow as pa
 
         length = len(columns[0])
-        self._write(pa.table({name: pa.nulls(length, pa.float64()) if column is None else pa.array(column)
-                              for name, column in zip(self.header, columns)}))
+        types = [_arrow_type(name) for name in self.header]
+        self._write(pa.table({name: pa.nulls(length, kind) if column is None else pa.array(column, type=kind)
+                              for name, kind, column in zip(self.header, types, columns)}))
 
     @classmethod
     def from_rows(cls, path: Path, rows: list[dict], fmt: str) -> None:
@@ -177,6 +196,16 @@ class _Stream:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+
+
+def _arrow_type(field: str):
+    """The column type a streamed header field holds: IDs and int/long as int64, double, else string."""
+    import pyarrow as pa
+
+    kind = field.partition(":")[2]
+    if kind.startswith(("ID", "START_ID", "END_ID")) or kind in ("int", "long"):
+        return pa.int64()
+    return pa.float64() if kind == "double" else pa.string()
 
 
 def _typed(name: str, values: list) -> str:

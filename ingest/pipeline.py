@@ -12,6 +12,7 @@ from pathlib import Path
 from nngraph.errors import NNGraphError
 
 from .edges import EdgePolicy
+from .graph_rows import GraphOptions
 from .metrics import compute_metrics
 from .sources import SAFETENSORS_INDEX, load_network, network_from_module
 from .writer import IngestResult, write_version
@@ -43,20 +44,21 @@ def version_properties(step=None, epoch=None, metrics=None, source=None, sha256=
 
 
 def ingest_path(store, path: Path, *, model: str, tag: str | None = None, step: int | None = None,
-                metrics: dict | None = None, edges: EdgePolicy = EdgePolicy(), replace: bool = False,
-                device: str = "auto", load_options: dict | None = None, progress: bool = True) -> IngestResult:
+                metrics: dict | None = None, edges: EdgePolicy = EdgePolicy(), conv_edges: str = "channel",
+                replace: bool = False, device: str = "auto", load_options: dict | None = None,
+                progress: bool = True) -> IngestResult:
     network, result, properties = _measured(path, step, metrics, device, load_options)
     return write_version(store, network, result, model=model, tag=tag or path.stem, properties=properties,
-                         edges=edges, replace=replace, progress=progress)
+                         edges=edges, conv_edges=conv_edges, replace=replace, progress=progress)
 
 
 def export_path(exporter, path: Path, *, model: str, tag: str | None = None, step: int | None = None,
-                metrics: dict | None = None, edges: EdgePolicy = EdgePolicy(), device: str = "auto",
+                metrics: dict | None = None, options: GraphOptions = GraphOptions(), device: str = "auto",
                 load_options: dict | None = None, bar=None) -> int:
     """Add one file's version to an export (nngraph.ingest.export.Exporter); the links written."""
     network, result, properties = _measured(path, step, metrics, device, load_options)
     return exporter.add_version(network, result, model=model, tag=tag or path.stem, uid=secrets.token_hex(8),
-                                properties=properties, edges=edges, bar=bar)
+                                properties=properties, options=options, bar=bar)
 
 
 def _measured(path: Path, step, metrics, device, load_options):
@@ -67,8 +69,8 @@ def _measured(path: Path, step, metrics, device, load_options):
 
 
 def ingest_module(module, *, model_name: str, version: str, metrics: dict | None = None, step: int | None = None,
-                  epoch: int | None = None, input_shape=None, edges: str = "all", replace: bool = False,
-                  store=None, device: str = "auto") -> IngestResult:
+                  epoch: int | None = None, input_shape=None, edges: str = "all", conv_edges: str = "channel",
+                  replace: bool = False, store=None, device: str = "auto") -> IngestResult:
     """Store an in-memory nn.Module as one version (e.g. once per epoch from a training loop).
 
     Without `store`, connects to the configured database (NEO4J_* variables, config file)
@@ -80,7 +82,7 @@ def ingest_module(module, *, model_name: str, version: str, metrics: dict | None
     policy = EdgePolicy.parse(edges) if isinstance(edges, str) else edges
     with _given_or_opened(store) as target:
         return write_version(target, network, result, model=model_name, tag=version, properties=properties,
-                             edges=policy, replace=replace, progress=False)
+                             edges=policy, conv_edges=conv_edges, replace=replace, progress=False)
 
 
 def _given_or_opened(store):

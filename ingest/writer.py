@@ -5,7 +5,7 @@ layers, neurons and links in UNWIND batches of lists; one last transaction links
 the Model and marks it 'complete' (and, with replace, unlinks the version it replaces).
 Queries reach versions through (:Model)-[:HAS_VERSION]->, so a half-written version is
 never seen; the next ingest of the same (model, tag) deletes what an interrupted one left.
-Conv layers store their neurons; their pixel-level links are not written yet.
+What becomes of conv layers (--conv-edges channel|pixel) is described in graph_rows.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .edges import EdgePolicy
+from .graph_rows import GraphOptions, channel_layers, channel_link_rows, channel_rows, link_blocks, neuron_columns
 from .metrics import NetworkMetrics
 from .network import Network
 
@@ -46,7 +47,16 @@ CREATE (a)-[:NEXT {name: r[2], kind: r[3], edges: r[4]}]->(b)"""
 CREATE_NEURONS = """
 UNWIND $rows AS r
 CREATE (:Neuron {uid: r[0], version: $version, layer: r[1], index: r[2],
-                 s_in: r[3], s_out: r[4], strength: r[5], bias: r[6]})"""
+                 s_in: r[3], s_out: r[4], strength: r[5], bias: r[6], channel: r[7], row: r[8], col: r[9]})"""
+CREATE_CHANNELS = """
+UNWIND $rows AS r
+CREATE (:Channel {uid: $version + ':' + toString(r[0]) + ':c' + toString(r[1]), version: $version,
+                  layer: r[0], channel: r[1], nodes: r[2], strength: r[3], mean_strength: r[4]})"""
+CREATE_CHANNEL_LINKS = """
+UNWIND $rows AS r
+MATCH (a:Channel {uid: $version + ':' + toString(r[0]) + ':c' + toString(r[1])})
+MATCH (b:Channel {uid: $version + ':' + toString(r[2]) + ':c' + toString(r[3])})
+CREATE (a)-[:CHANNEL_LINK {weight: r[4], abs_weight: r[5], taps: r[6]}]->(b)"""
 CREATE_LINKS = """
 MATCH (a:Neuron {version: $version, layer: $src_layer})
 WITH a ORDER BY a.index
@@ -68,11 +78,12 @@ SET v.status = 'complete'"""
 DELETE_BATCH = {
     "links": "MATCH (:Neuron {version: $version})-[r:LINK]->() WITH r LIMIT $limit DELETE r RETURN count(*) AS n",
     "neurons": "MATCH (n:Neuron {version: $version}) WITH n LIMIT $limit DETACH DELETE n RETURN count(*) AS n",
+    "channels": "MATCH (c:Channel {version: $version}) WITH c LIMIT $limit DETACH DELETE c RETURN count(*) AS n",
     "layers": "MATCH (l:Layer {version: $version}) WITH l LIMIT $limit DETACH DELETE l RETURN count(*) AS n",
     "version": "MATCH (v:Version {uid: $version}) DETACH DELETE v RETURN count(*) AS n",
 }
-CYPHER = [UNFINISHED, EXISTING, CREATE_VERSION, CREATE_LAYERS, CREATE_NEXT, CREATE_NEURONS,
-                 CREATE_LINKS, RETIRE_OLD, PUBLISH, *DELETE_BATCH.values()]
+CYPHER = [UNFINISHED, EXISTING, CREATE_VERSION, CREATE_LAYERS, CREATE_NEXT, CREATE_NEURONS, CREATE_LINKS,
+          CREATE_CHANNELS, CREATE_CHANNEL_LINKS, RETIRE_OLD, PUBLISH, *DELETE_BATCH.values()]
 
 
 @dataclass
@@ -86,9 +97,10 @@ class IngestResult:
 
 
 def write_version(store, network: Network, metrics: NetworkMetrics, *, model: str, tag: str,
-                  properties: dict | None = None, edges: EdgePolicy = EdgePolicy(), replace: bool = False,
-                  progress: bool = True) -> IngestResult:
+                  properties: dict | None = None, edges: EdgePolicy = EdgePolicy(), conv_edges: str = "channel",
+                  replace: bool = False, progress: bool = True) -> IngestResult:
     """Store one version; `properties` (step, epoch, metric_* ...) go on its Version node."""
+    options = GraphOptions(edges, conv_edges)
     store.ensure_schema()
     for stale in store.read(UNFINISHED, {"model": model, "tag": tag}):
         delete_version(store, stale["uid"])
@@ -97,12 +109,14 @@ def write_version(store, network: Network, metrics: NetworkMetrics, *, model: st
         return IngestResult(model, tag, existing[0]["uid"], "exists")
     uid = secrets.token_hex(8)
     store.write(CREATE_VERSION, {"uid": uid, "model": model, "tag": tag, "properties": properties or {}})
-    store.write(CREATE_LAYERS, {"version": uid, "rows": layer_rows(uid, metrics, edges)})
+    store.write(CREATE_LAYERS, {"version": uid, "rows": layer_rows(uid, metrics, options)})
     store.write(CREATE_NEXT, {"rows": [[layer_uid(uid, m.layer.src), layer_uid(uid, m.layer.dst), m.layer.name,
                                         m.layer.kind, m.edges] for m in metrics.weight_layers]})
-    with _progress_bar(f"{model}/{tag}", metrics, edges, progress) as bar:
+    with _progress_bar(f"{model}/{tag}", metrics, options, progress) as bar:
         neurons = _write_neurons(store, uid, metrics)
-        links = _write_links(store, uid, network, metrics, edges, bar)
+        links = _write_links(store, uid, network, metrics, options, bar)
+    if options.conv_edges == "channel":
+        _write_channels(store, uid, network, metrics)
     with store.transaction() as run:
         if replace:
             run(RETIRE_OLD, {"model": model, "tag": tag})
@@ -123,7 +137,7 @@ def layer_uid(version: str, index: int) -> str:
     return f"{version}:{index}"
 
 
-def layer_rows(uid: str, metrics: NetworkMetrics, edges: EdgePolicy) -> list[dict]:
+def layer_rows(uid: str, metrics: NetworkMetrics, options: GraphOptions) -> list[dict]:
     rows = []
     feeding = {m.layer.dst: m for m in metrics.weight_layers}
     for node_layer in metrics.node_layers:
@@ -140,38 +154,52 @@ def layer_rows(uid: str, metrics: NetworkMetrics, edges: EdgePolicy) -> list[dic
                                "w_sampled": stats["sampled"], "edges": weights.edges,
                                "neural_persistence": weights.neural_persistence,
                                "neural_persistence_normalized": weights.neural_persistence_normalized,
-                               "edge_policy": edges.kind if not weights.layer.is_conv else "none (conv)"})
+                               "edge_policy": _policy_name(weights.layer, options)})
         rows.append({"uid": layer_uid(uid, node_layer.layer.index),
                      "properties": {k: v for k, v in properties.items() if v is not None}})
     return rows
+
+
+def _policy_name(layer, options: GraphOptions) -> str:
+    if layer.is_conv and options.conv_edges == "channel":
+        return "channel"
+    policy = options.edges.kind + ("" if options.edges.value is None else f":{options.edges.value:g}")
+    return f"pixel {policy}" if layer.is_conv else policy
 
 
 def _write_neurons(store, uid: str, metrics: NetworkMetrics) -> int:
     written = 0
     for layer in metrics.node_layers:
         index, n = layer.layer.index, layer.strength.size
-        columns = {"s_in": layer.s_in, "s_out": layer.s_out, "strength": layer.strength, "bias": layer.bias}
-        values = [c.tolist() if c is not None else [None] * n for c in columns.values()]
+        values = [c.tolist() if c is not None else [None] * n for c in neuron_columns(layer).values()]
         for start in range(0, n, BATCH_ROWS):
-            rows = [[f"{uid}:{index}:{i}", index, i, *(v[i] for v in values)]
+            rows = [[f"{uid}:{index}:{i}", index, *(v[i] for v in values)]
                     for i in range(start, min(n, start + BATCH_ROWS))]
             store.write(CREATE_NEURONS, {"version": uid, "rows": rows})
             written += len(rows)
     return written
 
 
-def _write_links(store, uid: str, network: Network, metrics: NetworkMetrics, edges: EdgePolicy, bar) -> int:
+def _write_links(store, uid: str, network: Network, metrics: NetworkMetrics, options: GraphOptions, bar) -> int:
     written = 0
-    dense = [m.layer for m in metrics.weight_layers if not m.layer.is_conv]
-    for number, layer in enumerate(dense, 1):
-        bar.set_postfix_str(f"layer {number}/{len(dense)}")
+    for number, weights in enumerate(metrics.weight_layers, 1):
+        bar.set_postfix_str(f"layer {number}/{len(metrics.weight_layers)}")
+        layer = weights.layer
         parameters = {"version": uid, "src_layer": layer.src, "dst_prefix": f"{uid}:{layer.dst}:"}
-        for sources, targets, values in edges.chunks(network.weight(layer)):
+        for sources, targets, values in link_blocks(network, weights, options):
             for rows, count in link_batches(sources, targets, values):
                 store.write(CREATE_LINKS, {**parameters, "rows": rows})
                 written += count
                 bar.update(count)
     return written
+
+
+def _write_channels(store, uid: str, network: Network, metrics: NetworkMetrics) -> None:
+    rows = [row for layer in channel_layers(metrics) for row in channel_rows(layer)]
+    links = [row for m in metrics.weight_layers if m.layer.is_conv for row in channel_link_rows(network, m.layer)]
+    for query, batch in ((CREATE_CHANNELS, rows), (CREATE_CHANNEL_LINKS, links)):
+        for start in range(0, len(batch), BATCH_ROWS):
+            store.write(query, {"version": uid, "rows": batch[start:start + BATCH_ROWS]})
 
 
 def link_batches(sources: np.ndarray, targets: np.ndarray, values: np.ndarray, edges_per_batch: int = BATCH_EDGES):
@@ -192,8 +220,10 @@ def link_batches(sources: np.ndarray, targets: np.ndarray, values: np.ndarray, e
         yield rows, count
 
 
-def _progress_bar(name: str, metrics: NetworkMetrics, edges: EdgePolicy, show: bool):
+def _progress_bar(name: str, metrics: NetworkMetrics, options: GraphOptions, show: bool):
     from tqdm import tqdm
 
-    total = sum(m.edges for m in metrics.weight_layers if not m.layer.is_conv) if edges.kind == "all" else None
+    total = None
+    if options.edges.kind == "all":
+        total = sum(m.edges for m in metrics.weight_layers if options.stores_links(m.layer))
     return tqdm(total=total, desc=name, unit=" edges", unit_scale=True, disable=not show, leave=False)

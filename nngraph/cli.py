@@ -13,6 +13,9 @@ FORMAT = click.option("--format", "fmt", type=click.Choice(["table", "json", "cs
                       show_default=True, help="Output format.")
 DEVICE = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
                       help="Where tensor metrics run: auto uses CUDA when present.")
+CONV_EDGES = click.option("--conv-edges", type=click.Choice(["channel", "pixel"]), default="channel",
+                          show_default=True, help="Conv layers: one link per kernel between Channel nodes, "
+                          "or every pixel-level link between neurons.")
 
 
 def _input_shape(ctx, param, value):
@@ -181,12 +184,13 @@ def db_status():
               help="A metric stored with the version, such as test_accuracy=0.93 (repeatable).")
 @click.option("--edges", "edge_policy", default="all", show_default=True,
               help="Links to store: all, none, topk:K, threshold:T or backbone:ALPHA.")
+@CONV_EDGES
 @click.option("--replace", is_flag=True, help="Overwrite a version that is already stored.")
 @model_source_options
 @DEVICE
 @connection_options
-def ingest(paths, model, tag, step, metric_pairs, edge_policy, replace, arch, input_shape, trust_pickle, device,
-           uri, user, password, database):
+def ingest(paths, model, tag, step, metric_pairs, edge_policy, conv_edges, replace, arch, input_shape, trust_pickle,
+           device, uri, user, password, database):
     """Store model files as versions: neurons, layers, links and their metrics.
 
     Each PATH is a model file (anything `nngraph metrics` reads) or a directory of
@@ -207,8 +211,8 @@ def ingest(paths, model, tag, step, metric_pairs, edge_policy, replace, arch, in
     with open_store(uri, user, password, database) as store:
         for file, file_step in files:
             result = ingest_path(store, file, model=model, tag=tag, step=step if step is not None else file_step,
-                                 metrics=metrics, edges=policy, replace=replace, device=device,
-                                 load_options=load_options)
+                                 metrics=metrics, edges=policy, conv_edges=conv_edges, replace=replace,
+                                 device=device, load_options=load_options)
             if result.status == "exists":
                 click.echo(f"{model} {result.tag}: already stored (pass --replace to overwrite)")
             else:
@@ -227,11 +231,12 @@ def ingest(paths, model, tag, step, metric_pairs, edge_policy, replace, arch, in
               help="A metric stored with the version (repeatable).")
 @click.option("--edges", "edge_policy", default="all", show_default=True,
               help="Links to write: all, none, topk:K, threshold:T or backbone:ALPHA.")
+@CONV_EDGES
 @click.option("--database", default="neo4j", show_default=True, help="Database name in the printed import command.")
 @model_source_options
 @DEVICE
-def export(paths, directory, fmt, model, tag, step, metric_pairs, edge_policy, database, arch, input_shape,
-           trust_pickle, device):
+def export(paths, directory, fmt, model, tag, step, metric_pairs, edge_policy, conv_edges, database, arch,
+           input_shape, trust_pickle, device):
     """Write neo4j-admin import files for a fresh Neo4j (the bulk path for big models).
 
     Writes the same nodes, links and properties as `nngraph ingest`, then prints the
@@ -243,9 +248,10 @@ def export(paths, directory, fmt, model, tag, step, metric_pairs, edge_policy, d
 
     from nngraph.ingest.edges import EdgePolicy
     from nngraph.ingest.export import Exporter
+    from nngraph.ingest.graph_rows import GraphOptions
     from nngraph.ingest.pipeline import checkpoint_files, export_path
 
-    policy = EdgePolicy.parse(edge_policy)
+    options = GraphOptions(EdgePolicy.parse(edge_policy), conv_edges)
     metrics = _key_values(metric_pairs, "--metric")
     files = [item for path in paths for item in checkpoint_files(Path(path))]
     if tag and len(files) > 1:
@@ -257,7 +263,7 @@ def export(paths, directory, fmt, model, tag, step, metric_pairs, edge_policy, d
         for number, (file, file_step) in enumerate(files, 1):
             bar.set_postfix_str(f"version {number}/{len(files)}")
             export_path(exporter, file, model=model, tag=tag, step=step if step is not None else file_step,
-                        metrics=metrics, edges=policy, device=device, load_options=load_options, bar=bar)
+                        metrics=metrics, options=options, device=device, load_options=load_options, bar=bar)
         command = exporter.finish(database)
     click.echo(f"exported {len(files)} version(s), {bar.n:,} links to {directory}. With the Neo4j server stopped, "
                f"load them into a fresh database (this replaces database {database!r}):")

@@ -102,3 +102,21 @@ def test_compose_runs_neo4j_526_with_gds_and_a_gds_healthcheck():
     assert "RETURN gds.version()" in " ".join(neo4j["healthcheck"]["test"])
     assert all(port.startswith("127.0.0.1:") for port in neo4j["ports"])
     assert {"/data", "/import"} <= {volume.split(":")[1] for volume in neo4j["volumes"]}
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_export_of_a_cnn_has_channels(tmp_path, fmt):
+    from models import small_cnn
+
+    torch.manual_seed(0)
+    path = tmp_path / "cnn.pt"
+    torch.save(small_cnn().state_dict(), path)
+    out = tmp_path / "import"
+    done = CliRunner().invoke(cli, ["export", str(path), "--to", str(out), "--format", fmt, "--model", "cnn",
+                                    "--arch", "models:small_cnn", "--input-shape", "1,8,8"])
+    assert done.exit_code == 0, done.output
+    assert "--nodes=Channel=" in done.output and "--relationships=CHANNEL_LINK=" in done.output
+    channels = read_group(out, "Channel", fmt)
+    assert sorted(channels["layer:int"]) == [0] + [1] * 3 + [2] * 3 + [3] * 4
+    assert len(read_group(out, "CHANNEL_LINK", fmt)[":START_ID(Channel)"]) == 1 * 3 + 3 * 4
+    assert len(read_group(out, "LINK", fmt)["weight:double"]) == 4 * 5 + 5 * 3  # dense layers only

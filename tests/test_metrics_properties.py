@@ -9,6 +9,9 @@ import torch.nn as nn
 from hypothesis import given, settings, strategies as st
 
 from helpers import metrics_of
+from nngraph.ingest import network_from_module
+from nngraph.ingest.edges import EdgePolicy
+from nngraph.ingest.graph_rows import pixel_edges
 from nngraph.ingest.link_weights import link_weight_stats
 from nngraph.ingest.persistence import neural_persistence
 from nngraph.ingest.strengths import Moments
@@ -135,3 +138,32 @@ def test_link_weight_stats_exact_and_sampled():
     sampled = link_weight_stats(weight, bias, moments, exact_limit=1000)
     assert sampled["sampled"] == 1 << 14 and sampled["mean"] == exact["mean"]
     assert sampled["quantiles"]["q50"] == pytest.approx(np.quantile(sample, 0.5), abs=0.03)
+
+
+@SETTINGS
+@given(groups=st.integers(1, 2), c_in_group=st.integers(1, 2), c_out_group=st.integers(1, 2),
+       size=st.integers(3, 7), k=st.integers(1, 3), stride=st.integers(1, 3), padding=st.integers(0, 2),
+       dilation=st.integers(1, 2), seed=st.integers(0, 10_000))
+def test_stored_pixel_links_are_the_explicit_edge_list(groups, c_in_group, c_out_group, size, k, stride, padding,
+                                                       dilation, seed):
+    if dilation * (k - 1) + 1 > size + 2 * padding:
+        return
+    torch.manual_seed(seed)
+    layer = nn.Conv2d(c_in_group * groups, c_out_group * groups, k, stride=stride, padding=padding,
+                      dilation=dilation, groups=groups).double()
+    in_shape = (c_in_group * groups, size, size)
+    network = network_from_module(layer, in_shape)
+    blocks = list(pixel_edges(layer.weight, network.topology.weight_layers[0]))
+    stored = sorted(zip(*(np.concatenate(parts).tolist() for parts in zip(*blocks))))
+    expected, _ = conv_edge_list(layer.weight.detach().numpy(), in_shape, stride, padding, dilation, groups)
+    assert stored == sorted((int(a), int(b), float(w)) for a, b, w in expected)
+
+
+@SETTINGS
+@given(n_out=st.integers(1, 6), n_in=st.integers(1, 6), k=st.integers(1, 7), seed=st.integers(0, 10_000))
+def test_topk_on_an_edge_list_equals_topk_on_the_matrix(n_out, n_in, k, seed):
+    weight = torch.randn(n_out, n_in, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    policy = EdgePolicy.parse(f"topk:{k}")
+    from_list = policy.filter_list(*EdgePolicy().select(weight))
+    from_matrix = policy.select(weight)
+    assert sorted(zip(*(a.tolist() for a in from_list))) == sorted(zip(*(a.tolist() for a in from_matrix)))

@@ -204,3 +204,38 @@ def test_local_server_survives_kill_9_with_its_data(tmp_path, mlp_file, monkeypa
             assert links == [{"n": 88}] and layers == [{"n": 4}]
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("conv_edges", ["pixel", "channel"])
+def test_cnn_links_in_both_conv_modes(store, model_name, conv_edges):
+    from models import small_cnn
+    from nngraph.ingest import network_from_module
+
+    torch.manual_seed(0)
+    model = small_cnn().eval()
+    metrics = compute_metrics(network_from_module(model, (1, 8, 8)))
+    result = ingest_module(model, model_name=model_name, version=conv_edges, input_shape=(1, 8, 8),
+                           conv_edges=conv_edges, store=store)
+    counts = store.read("MATCH (a:Neuron {version: $v})-[r:LINK]->() RETURN a.layer AS layer, count(r) AS links "
+                        "ORDER BY layer", {"v": result.uid})
+    stored = {row["layer"]: row["links"] for row in counts}
+    expected = {m.layer.src: m.edges for m in metrics.weight_layers
+                if conv_edges == "pixel" or not m.layer.is_conv}
+    assert stored == expected and result.links == sum(expected.values())
+    rebuilt = store.read("MATCH (a:Neuron {version: $v})-[r:LINK]->(b) WITH b, sum(r.weight) AS w "
+                         "RETURN w + coalesce(b.bias, 0.0) AS rebuilt, b.s_in AS s_in", {"v": result.uid})
+    assert rebuilt and all(row["rebuilt"] == pytest.approx(row["s_in"], rel=1e-5, abs=1e-6) for row in rebuilt)
+    channels = store.read("MATCH (a:Channel {version: $v})-[r:CHANNEL_LINK]->(b:Channel) RETURN a.layer AS src, "
+                          "a.channel AS ci, b.channel AS co, r.weight AS w ORDER BY src, ci, co", {"v": result.uid})
+    if conv_edges == "pixel":
+        assert channels == []
+        return
+    kernels = [m.weight.detach().double() for m in model if isinstance(m, torch.nn.Conv2d)]
+    assert len(channels) == 1 * 3 + 3 * 4
+    sources = sorted({row["src"] for row in channels})
+    for row in channels:
+        kernel = kernels[sources.index(row["src"])]
+        assert row["w"] == pytest.approx(kernel[row["co"], row["ci"]].sum().item(), abs=1e-9)
+    neuron = store.read("MATCH (n:Neuron {version: $v, layer: 1, index: 70}) RETURN n.channel AS c, n.row AS r, "
+                        "n.col AS x", {"v": result.uid})
+    assert neuron == [{"c": 1, "r": 0, "x": 6}]  # 70 = 1 * 64 + 0 * 8 + 6 in a 3x8x8 map
