@@ -270,6 +270,60 @@ def export(paths, directory, fmt, model, tag, step, metric_pairs, edge_policy, c
     click.echo(command)
 
 
+def _layers(ctx, param, value):
+    """--layers 1:3 (inclusive) or 1,2,4."""
+    if value is None:
+        return None
+    try:
+        if ":" in value:
+            first, last = (int(part) for part in value.split(":"))
+            return tuple(range(first, last + 1))
+        return tuple(int(part) for part in value.split(","))
+    except ValueError:
+        raise click.BadParameter("expected FIRST:LAST (inclusive) or a list like 1,2,4") from None
+
+
+@cli.command()
+@click.argument("family", type=click.Choice(["centrality", "communities"]))
+@click.option("--model", required=True, help="Model whose versions to analyze.")
+@click.option("--version", "tags", multiple=True, help="Version tag (repeatable; default: the latest version).")
+@click.option("--all-versions", is_flag=True, help="Analyze every stored version.")
+@click.option("--algorithm", "algorithms", multiple=True,
+              help="centrality: pagerank (default), articlerank, eigenvector, degree, strength, betweenness, "
+                   "harmonic; communities: louvain (default), leiden, label_propagation, wcc. Repeatable.")
+@click.option("--engine", type=click.Choice(["auto", "gds", "local"]), default="auto", show_default=True,
+              help="auto uses GDS when the server has it, else the local engine.")
+@click.option("--layers", callback=_layers, help="Only these neuron layers: FIRST:LAST or a list like 1,2,4.")
+@click.option("--weights", type=click.Choice(["abs", "positive", "negative", "signed"]), default="abs",
+              show_default=True, help="Sign policy for link weights (signed: strength only).")
+@click.option("--orientation", type=click.Choice(["natural", "reverse", "undirected"]),
+              help="Link direction (default: natural for centrality, undirected for communities).")
+@click.option("--seed", type=int, help="Random seed (betweenness sampling, Louvain, Leiden, label propagation).")
+@click.option("--samples", type=int, help="Betweenness from this many sampled source nodes (default: exact).")
+@FORMAT
+@connection_options
+def analyze(family, model, tags, all_versions, algorithms, engine, layers, weights, orientation, seed, samples, fmt,
+            uri, user, password, database):
+    """Run centrality or community algorithms on stored versions and store the results.
+
+    Each algorithm writes a property on every Neuron (pagerank, community_louvain, ...;
+    with non-default parameters the name gets a suffix, so analyses never overwrite
+    each other) and a summary on the Version (<property>_top, _modularity, _parameters).
+    """
+    from nngraph.analysis.run import analyze as run_analysis
+    from nngraph.analysis.run import build_requests, choose_engine, select_versions
+    from nngraph.output import render
+
+    if tags and all_versions:
+        raise click.BadParameter("give --version tags or --all-versions, not both", param_hint="--all-versions")
+    requests = build_requests(family, algorithms, weights=weights, orientation=orientation, layers=layers, seed=seed,
+                              samples=samples)
+    with open_store(uri, user, password, database) as store:
+        versions = select_versions(store, model, tags, all_versions)
+        chosen = choose_engine(store, engine, lambda message: click.echo(message, err=True))
+        click.echo(render(run_analysis(store, versions, requests, chosen), fmt))
+
+
 @cli.command()
 @FORMAT
 @connection_options

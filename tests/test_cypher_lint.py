@@ -40,8 +40,10 @@ def module_queries() -> dict[str, str]:
     found = {}
     for directory, package in SOURCE_DIRS.items():
         for path in sorted((ROOT / directory).glob("*.py")):
-            literals = {node.value for node in ast.walk(ast.parse(path.read_text()))
-                        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+            tree = ast.parse(path.read_text())
+            pieces = {id(part) for node in ast.walk(tree) if isinstance(node, ast.JoinedStr) for part in node.values}
+            literals = {node.value for node in ast.walk(tree)  # f-string pieces are built texts, checked where run
+                        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in pieces
                         and CYPHER_START.search(node.value)}
             if not literals:
                 continue
