@@ -10,6 +10,7 @@ _EXPORTS = {
     "resolve_device": "metrics",
     "ingest_module": "pipeline",
     "ingest_path": "pipeline",
+    "EpochRecorder": "pipeline",
 }
 
 __all__ = list(_EXPORTS)

@@ -102,3 +102,41 @@ def _sha256(path: Path) -> str | None:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+class EpochRecorder:
+    """Store a model once per epoch from a training loop, over one open connection:
+
+        with EpochRecorder("mnist-mlp", input_shape=(1, 28, 28)) as record:
+            for epoch in range(epochs):
+                train_one_epoch(model)
+                record(model, epoch=epoch, metrics={"test_accuracy": evaluate(model)})
+
+    Each call stores a version tagged `epoch{N}` (or `version=`); one already stored is left
+    as it is, so a rerun after an interruption resumes without duplicates.
+    """
+
+    def __init__(self, model_name: str, *, store=None, input_shape=None, edges: str = "all",
+                 conv_edges: str = "channel", device: str = "auto"):
+        self.model_name, self.input_shape, self.device = model_name, input_shape, device
+        self.edges, self.conv_edges = edges, conv_edges
+        self._opened = _given_or_opened(store)
+        self._store = self._opened.__enter__()
+
+    def __call__(self, module, *, epoch: int | None = None, version: str | None = None, step: int | None = None,
+                 metrics: dict | None = None) -> IngestResult:
+        tag = version or (f"epoch{epoch}" if epoch is not None else None)
+        if tag is None:
+            raise NNGraphError("give each recorded version an epoch or a version tag")
+        return ingest_module(module, model_name=self.model_name, version=tag, metrics=metrics, epoch=epoch,
+                             step=step if step is not None else epoch, input_shape=self.input_shape,
+                             edges=self.edges, conv_edges=self.conv_edges, store=self._store, device=self.device)
+
+    def close(self) -> None:
+        self._opened.__exit__(None, None, None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -325,6 +325,93 @@ def analyze(family, model, tags, all_versions, algorithms, engine, layers, weigh
 
 
 @cli.command()
+@click.argument("name")
+@click.option("--model", help="Model to report on.")
+@click.option("--versions", help="Versions: A..B (inclusive, in step order), A,B,... (compare: two), or a "
+              "pattern like 's0-*'.")
+@click.option("--step-range", help="Only versions with FIRST <= step <= LAST, as FIRST:LAST.")
+@click.option("--out", "out_dir", default="nngraph-reports", show_default=True, type=click.Path(path_type=str),
+              help="Directory for the report files.")
+@click.option("--format", "fmt", type=click.Choice(["html", "md", "json", "csv"]), default="html", show_default=True)
+@click.option("--metric", default="test_accuracy", show_default=True, help="ensemble: the stored metric to bin by.")
+@click.option("--bin-width", type=float, default=0.1, show_default=True, help="ensemble: width of the metric bins.")
+@click.option("--property", "prop", help="centrality/communities: the Neuron property (default pagerank / "
+              "community_louvain).")
+@click.option("--other-model", help="compare: take the second version from this model.")
+@connection_options
+def report(name, model, versions, step_range, out_dir, fmt, metric, bin_width, prop, other_model, uri, user, password,
+           database):
+    """Write a canned report (`nngraph report list` lists them) for a model's versions."""
+    from pathlib import Path
+
+    from nngraph.analysis import render, reports
+    from nngraph.output import render as render_rows
+
+    if name == "list":
+        click.echo(render_rows([{"report": k, "what": v} for k, v in reports.DESCRIPTIONS.items()], "table"))
+        return
+    if name not in reports.REPORTS:
+        raise click.BadParameter(f"no report {name!r}; choose from list, {', '.join(reports.REPORTS)}",
+                                 param_hint="NAME")
+    if not model:
+        raise click.BadParameter("which model? give --model", param_hint="--model")
+    options = reports.Options(versions=versions, step_range=step_range, metric=metric, bin_width=bin_width,
+                              prop=prop, other_model=other_model)
+    with open_store(uri, user, password, database) as store:
+        built = reports.build(store, name, model, options)
+    for path in render.write(built, Path(out_dir), fmt):
+        click.echo(f"wrote {path}")
+
+
+def _numbers(kind):
+    def parse(ctx, param, value):
+        try:
+            return tuple(kind(part) for part in value.split(","))
+        except ValueError:
+            raise click.BadParameter(f"expected a comma-separated list, like {param.default}") from None
+    return parse
+
+
+@cli.command()
+@click.option("--out", "out_dir", default="nngraph-demo", show_default=True, type=click.Path(path_type=str),
+              help="Directory for the reports (refused if it exists, unless --force).")
+@click.option("--force", is_flag=True, help="Write into an existing --out directory.")
+@click.option("--epochs", type=click.IntRange(1, 200), default=10, show_default=True)
+@click.option("--seeds", default="0,1,2", show_default=True, callback=_numbers(int), help="Training seeds.")
+@click.option("--scales", default="0.5,1,2", show_default=True, callback=_numbers(float),
+              help="Initialisation scales (weights at init multiplied by each).")
+@click.option("--architectures", default="mlp,cnn", show_default=True, callback=_numbers(str),
+              help="mlp and/or cnn.")
+@click.option("--bin-width", type=float, default=0.1, show_default=True, help="Accuracy bin width (ensemble).")
+@connection_options
+def demo(out_dir, force, epochs, seeds, scales, architectures, bin_width, uri, user, password, database):
+    """Train small networks on real digits, store every epoch, analyze, and report.
+
+    A population of fully connected and convolutional networks (seeds x initialisation
+    scales) is trained on scikit-learn's 8x8 digits; every epoch is stored as a version
+    with its test accuracy and loss; PageRank and Louvain run on every version; the
+    reports go to --out. Then it prints whether the paper's finding shows on these data.
+    """
+    import json
+    from pathlib import Path
+
+    from nngraph import demo as demo_flow
+    from nngraph.digits import ARCHITECTURES
+
+    unknown = set(architectures) - set(ARCHITECTURES)
+    if unknown:
+        raise click.BadParameter(f"unknown {sorted(unknown)}; choose from {', '.join(ARCHITECTURES)}",
+                                 param_hint="--architectures")
+    plan = demo_flow.Plan(Path(out_dir), architectures, seeds, scales, epochs, bin_width, force)
+    demo_flow.check_output(plan)
+    with open_store(uri, user, password, database) as store:
+        findings = demo_flow.run(store, plan, lambda message: click.echo(message, err=True))
+    for model, finding in findings.items():
+        click.echo(f"\n{model}: " + json.dumps(finding, indent=1))
+    click.echo(f"\nreports: {Path(out_dir).resolve()} (open the .html files in a browser)")
+
+
+@cli.command()
 @FORMAT
 @connection_options
 def models(fmt, uri, user, password, database):
@@ -358,16 +445,23 @@ def versions(model, fmt, uri, user, password, database):
 @click.option("-p", "--param", "param_pairs", multiple=True, metavar="KEY=VALUE",
               help="A query parameter, passed as a parameter (repeatable); numbers are converted.")
 @click.option("--file", "query_file", type=click.File("r"), help="Read the query from a file.")
+@click.option("--name", "canned_name", help="Run the canned query of this name (see --list).")
+@click.option("--list", "list_canned", is_flag=True, help="List the canned queries and their parameters.")
 @click.option("--write", is_flag=True, help="Allow the query to change the database.")
 @FORMAT
 @connection_options
-def query(cypher, param_pairs, query_file, write, fmt, uri, user, password, database):
+def query(cypher, param_pairs, query_file, canned_name, list_canned, write, fmt, uri, user, password, database):
     """Run a Cypher query; read-only unless --write."""
+    from nngraph import queries
     from nngraph.output import render
 
-    if bool(cypher) == bool(query_file):
-        raise click.UsageError("give the query as an argument or with --file, not both or neither")
-    text = cypher or query_file.read()
+    if list_canned:
+        click.echo(render([{k: q[k] for k in ("name", "parameters", "description")}
+                           for q in queries.canned().values()], fmt))
+        return
+    if sum(map(bool, (cypher, query_file, canned_name))) != 1:
+        raise click.UsageError("give one query: as an argument, with --file, or with --name")
+    text = queries.canned_text(canned_name) if canned_name else cypher or query_file.read()
     parameters = _key_values(param_pairs, "--param")
     with open_store(uri, user, password, database) as store:
         rows = store.write(text, parameters) if write else store.read(text, parameters)

@@ -1,4 +1,9 @@
-"""Cypher files shipped as package data (nngraph.queries); see load()."""
+"""Cypher files shipped as package data (nngraph.queries).
+
+A canned query is a file whose header comment lines give its `name`, `description` and
+`parameters` (datasette's canned queries are the model); `nngraph query --list` lists
+them, `nngraph query --name NAME -p key=value` runs one, and the reports read through them.
+"""
 
 from importlib import resources
 
@@ -12,3 +17,31 @@ def statements(name: str) -> list[str]:
     """The statements of a file of several, separated by semicolons, comment lines removed."""
     lines = [line for line in load(name).splitlines() if not line.lstrip().startswith("//")]
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
+def canned() -> dict[str, dict]:
+    """name -> {name, description, parameters, file, text} for every file with a `// name:` header."""
+    found = {}
+    for path in sorted(resources.files(__name__).iterdir(), key=lambda p: p.name):
+        if not path.name.endswith(".cypher"):
+            continue
+        text = path.read_text()
+        header = {}
+        for line in text.splitlines():
+            if not line.startswith("//"):
+                break
+            key, _, value = line[2:].partition(":")
+            header[key.strip()] = value.strip()
+        if "name" in header:
+            found[header["name"]] = {"name": header["name"], "description": header.get("description", ""),
+                                     "parameters": header.get("parameters", ""), "file": path.name, "text": text}
+    return found
+
+
+def canned_text(name: str) -> str:
+    from nngraph.errors import NNGraphError
+
+    queries = canned()
+    if name not in queries:
+        raise NNGraphError(f"no canned query {name!r}; `nngraph query --list` lists them: {', '.join(queries)}")
+    return queries[name]["text"]
