@@ -376,9 +376,9 @@ def _numbers(kind):
 @click.option("--out", "out_dir", default="nngraph-demo", show_default=True, type=click.Path(path_type=str),
               help="Directory for the reports (refused if it exists, unless --force).")
 @click.option("--force", is_flag=True, help="Write into an existing --out directory.")
-@click.option("--epochs", type=click.IntRange(1, 200), default=10, show_default=True)
-@click.option("--seeds", default="0,1,2", show_default=True, callback=_numbers(int), help="Training seeds.")
-@click.option("--scales", default="0.5,1,2", show_default=True, callback=_numbers(float),
+@click.option("--epochs", type=click.IntRange(1, 200), default=12, show_default=True)
+@click.option("--seeds", default="0,1,2,3,4", show_default=True, callback=_numbers(int), help="Training seeds.")
+@click.option("--scales", default="0.25,0.5,1,2", show_default=True, callback=_numbers(float),
               help="Initialisation scales (weights at init multiplied by each).")
 @click.option("--architectures", default="mlp,cnn", show_default=True, callback=_numbers(str),
               help="mlp and/or cnn.")
@@ -407,8 +407,10 @@ def demo(out_dir, force, epochs, seeds, scales, architectures, bin_width, uri, u
     with open_store(uri, user, password, database) as store:
         findings = demo_flow.run(store, plan, lambda message: click.echo(message, err=True))
     for model, finding in findings.items():
-        click.echo(f"\n{model}: " + json.dumps(finding, indent=1))
-    click.echo(f"\nreports: {Path(out_dir).resolve()} (open the .html files in a browser)")
+        click.echo("\n" + demo_flow.describe(model, finding))
+    (Path(out_dir) / "finding.json").write_text(json.dumps(findings, indent=1))
+    click.echo(f"\nreports: {Path(out_dir).resolve()} (open the .html files in a browser; finding.json holds "
+               "the figures above)")
 
 
 @cli.command()

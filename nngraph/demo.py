@@ -23,15 +23,19 @@ INPUT_SHAPE = (1, 8, 8)
 class Plan:
     out: Path
     architectures: tuple[str, ...] = ("mlp", "cnn")
-    seeds: tuple[int, ...] = (0, 1, 2)
-    init_scales: tuple[float, ...] = (0.5, 1.0, 2.0)
-    epochs: int = 10
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    init_scales: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0)
+    epochs: int = 12
     bin_width: float = 0.1
     force: bool = False
     progress: bool = True
     reports: tuple[str, ...] = ("learning-dynamics", "strength", "link-weights", "ensemble", "centrality",
                                 "communities")
     written: list[Path] = field(default_factory=list)
+
+
+def model_name(architecture: str) -> str:
+    return f"digits-{architecture}"
 
 
 def tag(seed: int, scale: float, epoch: int) -> str:
@@ -50,7 +54,7 @@ def run(store, plan: Plan, echo) -> dict:
     _train_and_ingest(store, plan, echo)
     findings = {}
     for architecture in plan.architectures:
-        model = f"digits-{architecture}"
+        model = model_name(architecture)
         _analyze(store, model, plan, echo)
         findings[model] = _reports(store, model, plan, echo)
     return findings
@@ -69,7 +73,7 @@ def _train_and_ingest(store, plan: Plan, echo) -> None:
               disable=not plan.progress) as bar:
         for architecture, seed, scale in runs:
             # pixel links for the convs, so the analyses see the whole graph (the maps are 8x8)
-            with EpochRecorder(f"digits-{architecture}", store=store, input_shape=INPUT_SHAPE,
+            with EpochRecorder(model_name(architecture), store=store, input_shape=INPUT_SHAPE,
                                conv_edges="pixel") as record:
 
                 def snapshot(epoch, model, metrics):
@@ -141,3 +145,23 @@ def _finding(report) -> dict:
                 f"{per_quantity['strength']['jensen_shannon']:.3f}); the high-accuracy bin's fluctuation is larger "
                 f"in {wider:.0%} of the layers")
     return result
+
+
+def describe(model: str, finding: dict) -> str:
+    """The figures the demo measured, as a few readable lines."""
+    from nngraph.output import render
+
+    rows = [{"test_accuracy bin": label, "versions": finding["versions_per_bin"][label],
+             **{f"layer {k}": v for k, v in layers.items()}} for label, layers in finding["mean_fluctuation"].items()]
+    lines = [f"{model}: mean layer fluctuation per test-accuracy bin", render(rows, "table")]
+    divergences = finding.get("divergence_lowest_vs_highest", {})
+    for quantity, values in divergences.items():
+        lines.append(f"{quantity} distributions, bin {finding['lowest_bin']} against {finding['highest_bin']}: "
+                     f"Jensen-Shannon {values['jensen_shannon']:.3f}, symmetric KL {values['sym_kl']:.3f}, "
+                     f"Wasserstein {values['wasserstein']:.3f}")
+    if "paper_pattern" in finding:
+        verdict = "shows" if finding["paper_pattern"] else "does not show"
+        lines.append(f"the paper's finding {verdict} on these data: {finding['explanation']}")
+    else:
+        lines.append("one accuracy bin only: no comparison (train longer or use a smaller --bin-width)")
+    return "\n".join(lines)

@@ -79,7 +79,7 @@ def train(model, data: Digits, epochs: int, on_epoch: Callable[[int, object, dic
             loss = F.cross_entropy(model(data.train_x[batch]), data.train_y[batch])
             loss.backward()
             optimiser.step()
-            losses.append(float(loss))
+            losses.append(loss.detach().item())
         model.eval()
         on_epoch(epoch, model, _metrics(model, data, train_loss=float(np.mean(losses))))
 
