@@ -32,7 +32,7 @@ class NodeLayerMetrics:
 
     def summary(self) -> dict:
         s = self.strength
-        return {"index": self.layer.index, "name": self.layer.name, "kind": self.layer.kind,
+        return {"index": self.layer.index, "name": self.layer.name, "kind": self.layer.kind, "group": self.layer.group,
                 "shape": list(self.layer.shape), "nodes": int(s.size), "fluctuation": self.fluctuation,
                 "mean_strength": float(s.mean()), "min_strength": float(s.min()),
                 "max_strength": float(s.max())}

@@ -21,6 +21,7 @@ class NodeLayer:
     name: str
     kind: str  # "input", or the kind of the weight layer that produces it
     shape: tuple[int, ...]
+    group: str = ""  # the transformer block it belongs to (bipartite topology), else ""
 
     @property
     def nodes(self) -> int:
@@ -66,9 +67,9 @@ class Topology:
     weight_layers: list[WeightLayer] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
 
-    def add_node_layer(self, name: str, kind: str, shape: tuple[int, ...]) -> int:
+    def add_node_layer(self, name: str, kind: str, shape: tuple[int, ...], group: str = "") -> int:
         index = len(self.node_layers)
-        self.node_layers.append(NodeLayer(index, name, kind, tuple(int(s) for s in shape)))
+        self.node_layers.append(NodeLayer(index, name, kind, tuple(int(s) for s in shape), group))
         return index
 
     def skip(self, name: str, kind: str, reason: str) -> None:

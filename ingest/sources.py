@@ -27,8 +27,10 @@ def network_from_module(module, input_shape: tuple[int, ...] | None = None, sour
 
 
 def load_network(path: str | Path, *, arch: str | None = None, input_shape: tuple[int, ...] | None = None,
-                 trust_pickle: bool = False) -> Network:
-    """Read a network file; `arch` ("package.module:factory") supplies the architecture of a state_dict."""
+                 trust_pickle: bool = False, topology: str = "chain") -> Network:
+    """Read a network file; `arch` ("package.module:factory") supplies the architecture of a
+    state_dict, else `topology` says how to read one: "chain" (an MLP) or "bipartite" (every
+    Linear layer on its own, grouped by block: transformers)."""
     path = Path(path)
     source = str(path)
     if not path.exists():
@@ -46,6 +48,8 @@ def load_network(path: str | Path, *, arch: str | None = None, input_shape: tupl
         module = _build_arch(arch, source)
         topology = build.from_module(module, input_shape)
         return topology.bind(tensors, source)
+    if topology == "bipartite":
+        return build.bipartite_from_state_dict(tensors, source).bind(tensors, source)
     return build.from_state_dict(tensors, source).bind(tensors, source)
 
 

@@ -12,6 +12,8 @@ Rules (METRICS.md section 1, and the documented ones for layers the paper does n
 
 from __future__ import annotations
 
+import re
+
 from typing import Mapping
 
 from nngraph.errors import NNGraphError
@@ -244,7 +246,8 @@ def from_state_dict(tensors: Mapping, source: str) -> Topology:
                 raise NNGraphError(
                     f"{source}: shapes do not chain: layer {name} takes {in_features} inputs but "
                     f"the layer before it gives {topology.node_layers[previous].nodes} outputs. "
-                    "If this is not a plain MLP, pass --arch package.module:factory or a .pt2 file")
+                    "If this is not a plain MLP, pass --arch package.module:factory or a .pt2 file, "
+                    "or --topology bipartite to read every Linear layer on its own (transformers)")
             src = previous
         bias_key = prefix + "bias" if prefix + "bias" in tensors else None
         if bias_key is not None:
@@ -256,6 +259,46 @@ def from_state_dict(tensors: Mapping, source: str) -> Topology:
         topology.weight_layers.append(WeightLayer(name, "linear", key, bias_key, src, dst))
         previous = dst
     for key in keys:
+        if key not in used:
+            topology.skip(key.rsplit(".", 1)[0], "tensor",
+                          "not a Linear weight or bias: no graph (normalisation or other parameters)")
+    return topology
+
+
+BLOCK = re.compile(r"^(.*?(?:^|\.)(?:layer|layers|h|block|blocks)\.\d+)\.")
+
+
+def bipartite_from_state_dict(tensors: Mapping, source: str) -> Topology:
+    """Every Linear weight on its own: a bipartite graph from its inputs to its outputs (the
+    shapes need not chain), grouped by the block in its name (`encoder.layer.3.` -> block
+    `encoder.layer.3`). The way to read a transformer's state_dict: its Linear layers share
+    inputs and meet at residual additions, which a chain cannot express. Embeddings are
+    lookup tables, not links, and are listed as skipped with everything else that is not a
+    Linear weight or bias."""
+    topology = Topology()
+    used = set()
+    natural = lambda key: [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", key)]  # noqa: E731
+    for key in sorted(tensors.keys(), key=natural):  # block 10 after block 9
+        tensor = tensors[key]
+        if not key.endswith("weight") or len(tensor.shape) != 2:
+            continue
+        prefix = key[: -len("weight")]
+        name = prefix.rstrip(".") or key
+        if "embed" in key.lower():
+            topology.skip(name, "embedding", "a lookup table indexed by token id, not links between neurons")
+            used.add(key)
+            continue
+        out_features, in_features = (int(s) for s in tensor.shape)
+        bias_key = prefix + "bias" if prefix + "bias" in tensors else None
+        block = BLOCK.match(key)
+        group = block.group(1) if block else ""
+        src = topology.add_node_layer(f"{name} (inputs)", "input", (in_features,), group)
+        dst = topology.add_node_layer(name, "linear", (out_features,), group)
+        topology.weight_layers.append(WeightLayer(name, "linear", key, bias_key, src, dst))
+        used.update({key, bias_key})
+    if not topology.weight_layers:
+        raise NNGraphError(f"{source}: no Linear weights (2-D '*.weight' tensors) found: nothing to turn into a graph")
+    for key in tensors.keys():
         if key not in used:
             topology.skip(key.rsplit(".", 1)[0], "tensor",
                           "not a Linear weight or bias: no graph (normalisation or other parameters)")

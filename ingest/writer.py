@@ -142,7 +142,7 @@ def layer_rows(uid: str, metrics: NetworkMetrics, options: GraphOptions) -> list
     feeding = {m.layer.dst: m for m in metrics.weight_layers}
     for node_layer in metrics.node_layers:
         summary = node_layer.summary()
-        properties = {key: summary[key] for key in ("index", "name", "kind", "shape", "nodes", "fluctuation",
+        properties = {key: summary[key] for key in ("index", "name", "kind", "group", "shape", "nodes", "fluctuation",
                                                      "mean_strength", "min_strength", "max_strength")}
         weights = feeding.get(node_layer.layer.index)
         if weights is not None:  # the weight layer that feeds this node layer: its link statistics
@@ -156,7 +156,7 @@ def layer_rows(uid: str, metrics: NetworkMetrics, options: GraphOptions) -> list
                                "neural_persistence_normalized": weights.neural_persistence_normalized,
                                "edge_policy": _policy_name(weights.layer, options)})
         rows.append({"uid": layer_uid(uid, node_layer.layer.index),
-                     "properties": {k: v for k, v in properties.items() if v is not None}})
+                     "properties": {k: v for k, v in properties.items() if v is not None and v != ""}})
     return rows
 
 

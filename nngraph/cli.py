@@ -39,6 +39,9 @@ def model_source_options(command):
                      help="Input size without the batch (needed for conv models from --arch)."),
         click.option("--trust-pickle", is_flag=True,
                      help="Allow files that hold pickled modules: loading them runs code."),
+        click.option("--topology", type=click.Choice(["chain", "bipartite"]), default="chain", show_default=True,
+                     help="How to read a bare state_dict: chain (an MLP) or bipartite (every Linear layer on "
+                          "its own, grouped by block: transformers)."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -70,7 +73,7 @@ def cli():
 @click.option("--conv-in-strength", type=click.Choice(["exact", "paper"]), default="exact", show_default=True,
               help="paper counts padding edges in conv in-strength, as the authors' code does.")
 @click.option("--no-persistence", is_flag=True, help="Skip neural persistence (a spanning tree per layer).")
-def metrics(path, arch, input_shape, trust_pickle, fmt, device, plus_one, conv_in_strength, no_persistence):
+def metrics(path, arch, input_shape, trust_pickle, topology, fmt, device, plus_one, conv_in_strength, no_persistence):
     """Print per-layer metrics of a model file, without any database.
 
     PATH is a state_dict (.pt/.pth/.bin), a checkpoint dict, a .safetensors file or a
@@ -78,7 +81,7 @@ def metrics(path, arch, input_shape, trust_pickle, fmt, device, plus_one, conv_i
     """
     from nngraph.ingest import compute_metrics, load_network
 
-    network = load_network(path, arch=arch, input_shape=input_shape, trust_pickle=trust_pickle)
+    network = load_network(path, arch=arch, input_shape=input_shape, trust_pickle=trust_pickle, topology=topology)
     result = compute_metrics(network, device=device, plus_one=plus_one,
                              paper_conv_in_strength=conv_in_strength == "paper",
                              persistence=not no_persistence)
@@ -190,7 +193,7 @@ def db_status():
 @DEVICE
 @connection_options
 def ingest(paths, model, tag, step, metric_pairs, edge_policy, conv_edges, replace, arch, input_shape, trust_pickle,
-           device, uri, user, password, database):
+           topology, device, uri, user, password, database):
     """Store model files as versions: neurons, layers, links and their metrics.
 
     Each PATH is a model file (anything `nngraph metrics` reads) or a directory of
@@ -207,7 +210,7 @@ def ingest(paths, model, tag, step, metric_pairs, edge_policy, conv_edges, repla
     if tag and len(files) > 1:
         raise click.BadParameter("one --version tag for several files; leave it out to tag each by its name",
                                  param_hint="--version")
-    load_options = {"arch": arch, "input_shape": input_shape, "trust_pickle": trust_pickle}
+    load_options = {"arch": arch, "input_shape": input_shape, "trust_pickle": trust_pickle, "topology": topology}
     with open_store(uri, user, password, database) as store:
         for file, file_step in files:
             result = ingest_path(store, file, model=model, tag=tag, step=step if step is not None else file_step,
@@ -236,7 +239,7 @@ def ingest(paths, model, tag, step, metric_pairs, edge_policy, conv_edges, repla
 @model_source_options
 @DEVICE
 def export(paths, directory, fmt, model, tag, step, metric_pairs, edge_policy, conv_edges, database, arch,
-           input_shape, trust_pickle, device):
+           input_shape, trust_pickle, topology, device):
     """Write neo4j-admin import files for a fresh Neo4j (the bulk path for big models).
 
     Writes the same nodes, links and properties as `nngraph ingest`, then prints the
@@ -257,7 +260,7 @@ def export(paths, directory, fmt, model, tag, step, metric_pairs, edge_policy, c
     if tag and len(files) > 1:
         raise click.BadParameter("one --version tag for several files; leave it out to tag each by its name",
                                  param_hint="--version")
-    load_options = {"arch": arch, "input_shape": input_shape, "trust_pickle": trust_pickle}
+    load_options = {"arch": arch, "input_shape": input_shape, "trust_pickle": trust_pickle, "topology": topology}
     with Exporter(Path(directory), fmt) as exporter, \
             tqdm(unit=" links", unit_scale=True, desc="export", leave=False) as bar:
         for number, (file, file_step) in enumerate(files, 1):
