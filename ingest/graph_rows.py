@@ -57,12 +57,12 @@ def neuron_columns(layer: NodeLayerMetrics) -> dict[str, np.ndarray | None]:
     return columns
 
 
-def link_blocks(network: Network, weights: WeightLayerMetrics, options: GraphOptions):
+def link_blocks(network: Network, weights: WeightLayerMetrics, options: GraphOptions, max_elements: int = 1 << 22):
     """(source index, target index, weight) blocks of a weight layer's stored LINKs."""
     if not options.stores_links(weights.layer):
         return
     if not weights.layer.is_conv:
-        yield from options.edges.chunks(network.weight(weights.layer))
+        yield from options.edges.chunks(network.weight(weights.layer), max_elements)
         return
     for sources, targets, values in pixel_edges(network.weight(weights.layer), weights.layer):
         yield options.edges.filter_list(sources, targets, values)

@@ -8,6 +8,8 @@ of a node layer's strengths.
 
 from __future__ import annotations
 
+import logging
+
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -15,10 +17,12 @@ import torch
 
 from nngraph.errors import NNGraphError
 
+LOG = logging.getLogger("nngraph")
+
 from .link_weights import link_weight_stats
 from .network import Network, NodeLayer, Skipped, WeightLayer
 from .persistence import neural_persistence
-from .strengths import conv_strengths, dense_strengths
+from .strengths import BLOCK_ELEMENTS, conv_strengths, dense_strengths
 
 
 @dataclass
@@ -96,14 +100,8 @@ def compute_metrics(network: Network, *, device: str | torch.device = "auto", pl
     with torch.no_grad():
         for layer in topology.weight_layers:
             weight, bias = network.weight(layer), network.bias(layer)
-            if layer.is_conv:
-                into, out_of, bias_nodes, edges, moments = conv_strengths(
-                    weight, bias, layer.in_shape, stride=layer.stride, padding=layer.padding,
-                    dilation=layer.dilation, groups=layer.groups, device=device,
-                    paper_in_strength=paper_conv_in_strength)
-            else:
-                into, out_of, moments = dense_strengths(weight, bias, device)
-                bias_nodes, edges = bias, weight.numel()
+            into, out_of, bias_nodes, edges, moments = _layer_strengths(layer, weight, bias, device,
+                                                                         paper_conv_in_strength)
             if not moments.finite or (bias is not None and not torch.isfinite(bias).all()):
                 raise NNGraphError(f"{network.source}: layer {layer.name} has NaN or infinite weights; "
                                    "was the checkpoint saved after training diverged?")
@@ -120,6 +118,30 @@ def compute_metrics(network: Network, *, device: str | torch.device = "auto", pl
     options = {"plus_one": plus_one, "paper_conv_in_strength": paper_conv_in_strength,
                "device": device.type}
     return NetworkMetrics(network.source, node_metrics, weight_metrics, list(topology.skipped), options)
+
+
+def _layer_strengths(layer, weight, bias, device: torch.device, paper_conv_in_strength: bool):
+    """Strengths of one weight layer; when the GPU runs out of memory, again in blocks 16 times
+    smaller, then on the CPU, saying so (the results are the same, only slower)."""
+    attempts = [(device, BLOCK_ELEMENTS), (device, BLOCK_ELEMENTS // 16)]
+    if device.type != "cpu":
+        attempts.append((torch.device("cpu"), BLOCK_ELEMENTS))
+    for number, (where, block) in enumerate(attempts):
+        try:
+            if layer.is_conv:
+                return conv_strengths(weight, bias, layer.in_shape, stride=layer.stride, padding=layer.padding,
+                                      dilation=layer.dilation, groups=layer.groups, device=where,
+                                      paper_in_strength=paper_conv_in_strength)
+            into, out_of, moments = dense_strengths(weight, bias, where, block)
+            return into, out_of, bias, weight.numel(), moments
+        except torch.OutOfMemoryError:
+            if number == len(attempts) - 1:
+                raise NNGraphError(f"layer {layer.name} does not fit in memory even on the CPU") from None
+            if where.type == "cuda":
+                torch.cuda.empty_cache()
+            following = attempts[number + 1]
+            LOG.warning("layer %s: out of memory on %s; retrying %s", layer.name, where,
+                        "on the CPU" if following[0] != where else f"in blocks of {following[1]:,} values")
 
 
 def _accumulate(current: np.ndarray | None, part: torch.Tensor) -> np.ndarray:

@@ -64,10 +64,12 @@ def _as_float(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
     return tensor if tensor.dtype in (torch.float32, torch.float64) else tensor.float()
 
 
-def dense_strengths(weight: torch.Tensor, bias: torch.Tensor | None, device: torch.device):
-    """Returns (in-strength of outputs incl. bias, out-strength of inputs, weight moments)."""
+def dense_strengths(weight: torch.Tensor, bias: torch.Tensor | None, device: torch.device,
+                    block_elements: int = BLOCK_ELEMENTS):
+    """Returns (in-strength of outputs incl. bias, out-strength of inputs, weight moments).
+    The weight moves to `device` one block of rows at a time: memory is bounded by the block."""
     out_features, in_features = weight.shape
-    rows = max(1, BLOCK_ELEMENTS // max(in_features, 1))
+    rows = max(1, block_elements // max(in_features, 1))
     row_sums = []
     col_sums = None
     moments = Moments()

@@ -1,8 +1,8 @@
 """One network version into the store, whole or not at all.
 
 The Version node is written first with status 'loading' and no link from its Model, then
-layers, neurons and links in UNWIND batches of lists; one last transaction links it to
-the Model and marks it 'complete' (and, with replace, unlinks the version it replaces).
+layers, neurons and links in UNWIND batches of lists; one last query links it to the
+Model and marks it 'complete' (and, with replace, unlinks the version it replaces).
 Queries reach versions through (:Model)-[:HAS_VERSION]->, so a half-written version is
 never seen; the next ingest of the same (model, tag) deletes what an interrupted one left.
 What becomes of conv layers (--conv-edges channel|pixel) is described in graph_rows.
@@ -22,6 +22,7 @@ from .network import Network
 
 BATCH_ROWS = 10_000  # neuron rows per UNWIND over Bolt
 BATCH_EDGES = 20_000  # link weights per UNWIND over Bolt
+LINK_BLOCK = 1 << 20  # weights selected at a time: bounds the rows held in Python (~100 MB)
 
 UNFINISHED = """
 MATCH (v:Version {model: $model, tag: $tag})
@@ -66,15 +67,19 @@ MATCH (b:Neuron {uid: $dst_prefix + toString(r[0])})
 UNWIND range(0, size(r[1]) - 1) AS k
 WITH sources[r[1][k]] AS a, b, r[2][k] AS weight
 CREATE (a)-[:LINK {weight: weight}]->(b)"""
-RETIRE_OLD = """
-MATCH (:Model {name: $model})-[r:HAS_VERSION]->(old:Version {tag: $tag})
-SET old.status = 'deleting'
-DELETE r"""
 PUBLISH = """
 MATCH (v:Version {uid: $uid})
 MERGE (m:Model {name: $model})
+SET m.publications = coalesce(m.publications, 0) + 1
+WITH m, v
+OPTIONAL MATCH (m)-[old:HAS_VERSION]->(previous:Version {tag: $tag})
+WITH m, v, collect(old) AS olds, collect(previous) AS previous
+WHERE size(olds) = 0 OR $replace
+FOREACH (r IN olds | DELETE r)
+FOREACH (p IN previous | SET p.status = 'deleting')
 CREATE (m)-[:HAS_VERSION]->(v)
-SET v.status = 'complete'"""
+SET v.status = 'complete'
+RETURN [p IN previous | p.uid] AS replaced"""
 DELETE_BATCH = {
     "links": "MATCH (:Neuron {version: $version})-[r:LINK]->() WITH r LIMIT $limit DELETE r RETURN count(*) AS n",
     "neurons": "MATCH (n:Neuron {version: $version}) WITH n LIMIT $limit DETACH DELETE n RETURN count(*) AS n",
@@ -83,7 +88,7 @@ DELETE_BATCH = {
     "version": "MATCH (v:Version {uid: $version}) DETACH DELETE v RETURN count(*) AS n",
 }
 CYPHER = [UNFINISHED, EXISTING, CREATE_VERSION, CREATE_LAYERS, CREATE_NEXT, CREATE_NEURONS, CREATE_LINKS,
-          CREATE_CHANNELS, CREATE_CHANNEL_LINKS, RETIRE_OLD, PUBLISH, *DELETE_BATCH.values()]
+          CREATE_CHANNELS, CREATE_CHANNEL_LINKS, PUBLISH, *DELETE_BATCH.values()]
 
 
 @dataclass
@@ -117,13 +122,15 @@ def write_version(store, network: Network, metrics: NetworkMetrics, *, model: st
         links = _write_links(store, uid, network, metrics, options, bar)
     if options.conv_edges == "channel":
         _write_channels(store, uid, network, metrics)
-    with store.transaction() as run:
-        if replace:
-            run(RETIRE_OLD, {"model": model, "tag": tag})
-        run(PUBLISH, {"uid": uid, "model": model})
-    for old in existing:
-        delete_version(store, old["uid"])
-    return IngestResult(model, tag, uid, "replaced" if existing else "stored", neurons, links)
+    # one query links the version last; writing the Model node first serialises two publishers of one
+    # model, so of two ingests of the same version exactly one is published (the other is removed)
+    published = store.write(PUBLISH, {"uid": uid, "model": model, "tag": tag, "replace": replace}, retries=5)
+    if not published:
+        delete_version(store, uid)
+        return IngestResult(model, tag, store.read(EXISTING, {"model": model, "tag": tag})[0]["uid"], "exists")
+    for old in published[0]["replaced"]:
+        delete_version(store, old)
+    return IngestResult(model, tag, uid, "replaced" if published[0]["replaced"] else "stored", neurons, links)
 
 
 def delete_version(store, uid: str) -> None:
@@ -186,7 +193,7 @@ def _write_links(store, uid: str, network: Network, metrics: NetworkMetrics, opt
         bar.set_postfix_str(f"layer {number}/{len(metrics.weight_layers)}")
         layer = weights.layer
         parameters = {"version": uid, "src_layer": layer.src, "dst_prefix": f"{uid}:{layer.dst}:"}
-        for sources, targets, values in link_blocks(network, weights, options):
+        for sources, targets, values in link_blocks(network, weights, options, max_elements=LINK_BLOCK):
             for rows, count in link_batches(sources, targets, values):
                 store.write(CREATE_LINKS, {**parameters, "rows": rows})
                 written += count

@@ -62,6 +62,13 @@ class Group(click.Group):
 @click.version_option(__version__, prog_name="nngraph")
 def cli():
     """nngraph: trained neural networks as complex networks in a graph database."""
+    import logging
+
+    log = logging.getLogger("nngraph")  # warnings from the library (an out-of-memory fallback...) on stderr
+    if not log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("warning: %(message)s"))
+        log.addHandler(handler)
 
 
 @cli.command()

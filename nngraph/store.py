@@ -7,6 +7,7 @@ that says what to check, raised at open time (the driver would otherwise retry f
 
 from __future__ import annotations
 
+import time
 from contextlib import contextmanager
 
 from nngraph.config import Connection
@@ -16,6 +17,10 @@ from nngraph.server import DATABASE, USER, LocalServer
 CONNECT_TIMEOUT = 10.0
 CONNECTIVITY_CHECK = "RETURN 1 AS ok"
 CYPHER = [CONNECTIVITY_CHECK]  # every Cypher text this module sends (checked by tests/test_cypher_lint.py)
+
+
+class QueryRefused(NNGraphError):
+    """The server ran the query and refused it (a constraint, a conflict, a semantic error)."""
 
 
 class Store:
@@ -86,10 +91,18 @@ class Store:
                     transaction.rollback()
         return records
 
-    def write(self, query: str, parameters: dict | None = None) -> list[dict]:
-        """Run one query in its own committed transaction."""
-        with self._errors(), self._session() as session:
-            return session.execute_write(lambda tx: [r.data() for r in tx.run(query, parameters or {})])
+    def write(self, query: str, parameters: dict | None = None, retries: int = 0) -> list[dict]:
+        """Run one query in its own committed transaction. `retries`: for a query that is safe to
+        run again, how often to retry when the server refuses it for a conflict with a concurrent
+        writer (a key another transaction just took, a concurrent modification)."""
+        for attempt in range(retries + 1):
+            try:
+                with self._errors(), self._session() as session:
+                    return session.execute_write(lambda tx: [r.data() for r in tx.run(query, parameters or {})])
+            except QueryRefused:
+                if attempt == retries:
+                    raise
+                time.sleep(0.05 * 2 ** attempt)
 
     @contextmanager
     def transaction(self):
@@ -124,7 +137,7 @@ class Store:
             if exc.code and "DatabaseNotFound" in exc.code:
                 raise NNGraphError(f"database {self.database!r} does not exist on {self.where}: "
                                    "check --database or NEO4J_DATABASE") from None
-            raise NNGraphError(f"the database refused the query: {_one_line(exc.message or exc)}") from None
+            raise QueryRefused(f"the database refused the query: {_one_line(exc.message or exc)}") from None
         except errors.DriverError as exc:
             raise NNGraphError(f"database driver error talking to {self.where}: {_one_line(exc)}") from None
 

@@ -1,0 +1,5 @@
+"""`python -m nngraph` runs the command line."""
+
+from nngraph.cli import main
+
+main()
