@@ -14,6 +14,7 @@ import argparse
 import os
 import tempfile
 import time
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -38,21 +39,28 @@ def mlp_tensors(edges: int, width_ratio: int = 1) -> dict:
     return tensors
 
 
-def ingest_rate(edges: int, width_ratio: int) -> None:
+@contextmanager
+def throwaway_store():
+    """A store on a fresh local database in a temporary NNGRAPH_HOME; the server stopped after."""
     os.environ["NNGRAPH_HOME"] = tempfile.mkdtemp(prefix="nngraph-bench-")
+    server = LocalServer()
+    try:
+        with Store.open(resolve_connection()) as store:
+            yield store
+    finally:
+        server.stop()
+
+
+def ingest_rate(edges: int, width_ratio: int) -> None:
     tensors = mlp_tensors(edges, width_ratio)
     network = from_state_dict(tensors, "bench").bind(tensors, "bench")
     start = time.perf_counter()
     metrics = compute_metrics(network, persistence=False)
     metrics_time = time.perf_counter() - start
-    server = LocalServer()
-    try:
-        with Store.open(resolve_connection()) as store:
-            start = time.perf_counter()
-            result = write_version(store, network, metrics, model="bench", tag="v1", progress=False)
-            total = time.perf_counter() - start + metrics_time
-    finally:
-        server.stop()
+    with throwaway_store() as store:
+        start = time.perf_counter()
+        result = write_version(store, network, metrics, model="bench", tag="v1", progress=False)
+        total = time.perf_counter() - start + metrics_time
     print(f"{result.links:,} links, {result.neurons:,} neurons (input layer {width_ratio}x wider) into the local "
           f"default in {total:.1f} s end to end: {result.links / total:,.0f} edges/s (target >= 40,000); "
           f"{total / metrics_time:,.0f}x the metrics alone ({metrics_time:.2f} s)")

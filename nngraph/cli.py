@@ -48,6 +48,38 @@ def model_source_options(command):
     return command
 
 
+def version_options(command):
+    """What `ingest` and `export` share: the files, and what each version is and keeps."""
+    options = [
+        click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str)),
+        click.option("--model", required=True, help="Model name the versions belong to."),
+        click.option("--version", "tag", help="Version tag (default: the file name without extension)."),
+        click.option("--step", type=int, help="Training step of this version (default: the last number in the "
+                     "file name)."),
+        click.option("--metric", "metric_pairs", multiple=True, metavar="KEY=VALUE",
+                     help="A metric stored with the version, such as test_accuracy=0.93 (repeatable)."),
+        click.option("--edges", "edge_policy", default="all", show_default=True,
+                     help="Links to keep: all, none, topk:K, threshold:T or backbone:ALPHA."),
+        CONV_EDGES,
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _version_files(paths, tag) -> list:
+    """(file, step from its name) for every version file of PATHS; one --version tag fits one file only."""
+    from pathlib import Path
+
+    from nngraph.ingest.pipeline import checkpoint_files
+
+    files = [item for path in paths for item in checkpoint_files(Path(path))]
+    if tag and len(files) > 1:
+        raise click.BadParameter("one --version tag for several files; leave it out to tag each by its name",
+                                 param_hint="--version")
+    return files
+
+
 class Group(click.Group):
     """Turns an NNGraphError into one `Error: ...` line on stderr and exit status 1."""
 
@@ -186,15 +218,7 @@ def db_status():
 
 
 @cli.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
-@click.option("--model", required=True, help="Model name the versions belong to.")
-@click.option("--version", "tag", help="Version tag (default: the file name without extension).")
-@click.option("--step", type=int, help="Training step of this version (default: the last number in the file name).")
-@click.option("--metric", "metric_pairs", multiple=True, metavar="KEY=VALUE",
-              help="A metric stored with the version, such as test_accuracy=0.93 (repeatable).")
-@click.option("--edges", "edge_policy", default="all", show_default=True,
-              help="Links to store: all, none, topk:K, threshold:T or backbone:ALPHA.")
-@CONV_EDGES
+@version_options
 @click.option("--replace", is_flag=True, help="Overwrite a version that is already stored.")
 @model_source_options
 @DEVICE
@@ -206,17 +230,12 @@ def ingest(paths, model, tag, step, metric_pairs, edge_policy, conv_edges, repla
     Each PATH is a model file (anything `nngraph metrics` reads) or a directory of
     checkpoints, each file one version, ordered by the step in its name.
     """
-    from pathlib import Path
-
     from nngraph.ingest.edges import EdgePolicy
-    from nngraph.ingest.pipeline import checkpoint_files, ingest_path
+    from nngraph.ingest.pipeline import ingest_path
 
     policy = EdgePolicy.parse(edge_policy)
     metrics = _key_values(metric_pairs, "--metric")
-    files = [item for path in paths for item in checkpoint_files(Path(path))]
-    if tag and len(files) > 1:
-        raise click.BadParameter("one --version tag for several files; leave it out to tag each by its name",
-                                 param_hint="--version")
+    files = _version_files(paths, tag)
     load_options = {"arch": arch, "input_shape": input_shape, "trust_pickle": trust_pickle, "topology": topology}
     with open_store(uri, user, password, database) as store:
         for file, file_step in files:
@@ -230,22 +249,14 @@ def ingest(paths, model, tag, step, metric_pairs, edge_policy, conv_edges, repla
 
 
 @cli.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
+@version_options
 @click.option("--to", "directory", required=True, type=click.Path(file_okay=False, path_type=str),
               help="New or empty directory for the import files.")
 @click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True)
-@click.option("--model", required=True, help="Model name the versions belong to.")
-@click.option("--version", "tag", help="Version tag (default: the file name without extension).")
-@click.option("--step", type=int, help="Training step of this version (default: the last number in the file name).")
-@click.option("--metric", "metric_pairs", multiple=True, metavar="KEY=VALUE",
-              help="A metric stored with the version (repeatable).")
-@click.option("--edges", "edge_policy", default="all", show_default=True,
-              help="Links to write: all, none, topk:K, threshold:T or backbone:ALPHA.")
-@CONV_EDGES
 @click.option("--database", default="neo4j", show_default=True, help="Database name in the printed import command.")
 @model_source_options
 @DEVICE
-def export(paths, directory, fmt, model, tag, step, metric_pairs, edge_policy, conv_edges, database, arch,
+def export(paths, model, tag, step, metric_pairs, edge_policy, conv_edges, directory, fmt, database, arch,
            input_shape, trust_pickle, topology, device):
     """Write neo4j-admin import files for a fresh Neo4j (the bulk path for big models).
 
@@ -259,14 +270,11 @@ def export(paths, directory, fmt, model, tag, step, metric_pairs, edge_policy, c
     from nngraph.ingest.edges import EdgePolicy
     from nngraph.ingest.export import Exporter
     from nngraph.ingest.graph_rows import GraphOptions
-    from nngraph.ingest.pipeline import checkpoint_files, export_path
+    from nngraph.ingest.pipeline import export_path
 
     options = GraphOptions(EdgePolicy.parse(edge_policy), conv_edges)
     metrics = _key_values(metric_pairs, "--metric")
-    files = [item for path in paths for item in checkpoint_files(Path(path))]
-    if tag and len(files) > 1:
-        raise click.BadParameter("one --version tag for several files; leave it out to tag each by its name",
-                                 param_hint="--version")
+    files = _version_files(paths, tag)
     load_options = {"arch": arch, "input_shape": input_shape, "trust_pickle": trust_pickle, "topology": topology}
     with Exporter(Path(directory), fmt) as exporter, \
             tqdm(unit=" links", unit_scale=True, desc="export", leave=False) as bar:

@@ -7,6 +7,7 @@ that says what to check, raised at open time (the driver would otherwise retry f
 
 from __future__ import annotations
 
+import shutil
 import time
 from contextlib import contextmanager
 
@@ -15,6 +16,7 @@ from nngraph.errors import NNGraphError
 from nngraph.server import DATABASE, USER, LocalServer
 
 CONNECT_TIMEOUT = 10.0
+LOW_DISK = 64 * 1024 * 1024  # bytes free under which a refused write is put down to a full disk
 CONNECTIVITY_CHECK = "RETURN 1 AS ok"
 CYPHER = [CONNECTIVITY_CHECK]  # every Cypher text this module sends (checked by tests/test_cypher_lint.py)
 
@@ -24,10 +26,11 @@ class QueryRefused(NNGraphError):
 
 
 class Store:
-    def __init__(self, driver, database: str | None, where: str):
+    def __init__(self, driver, database: str | None, where: str, home=None):
         self._driver = driver
         self.database = database
         self.where = where
+        self.home = home  # the local server's directory (None for a remote server)
         self._schema_ready = False
 
     @classmethod
@@ -39,18 +42,18 @@ class Store:
             server = LocalServer()
             info = server.start(announce)
             uri, auth, database = info.uri, (USER, server.password()), DATABASE
-            where = f"the local database ({server.home})"
+            where, home = f"the local database ({server.home})", server.home
         else:
             uri, database = connection.uri, connection.database
             auth = (connection.user or "neo4j", connection.password or "")
-            where = uri
+            where, home = uri, None
         try:
             driver = neo4j.GraphDatabase.driver(uri, auth=auth, connection_timeout=CONNECT_TIMEOUT,
                                                 max_transaction_retry_time=0)
         except (ValueError, neo4j.exceptions.ConfigurationError) as exc:
             raise NNGraphError(f"{uri!r} is not a usable database URI ({exc}); "
                                "expected bolt://host:7687 or neo4j://host:7687") from None
-        store = cls(driver, database, where)
+        store = cls(driver, database, where, home)
         try:
             store.read(CONNECTIVITY_CHECK)
         except NNGraphError:
@@ -137,9 +140,21 @@ class Store:
             if exc.code and "DatabaseNotFound" in exc.code:
                 raise NNGraphError(f"database {self.database!r} does not exist on {self.where}: "
                                    "check --database or NEO4J_DATABASE") from None
-            raise QueryRefused(f"the database refused the query: {_one_line(exc.message or exc)}") from None
+            raise QueryRefused(f"the database refused the query: {_one_line(exc.message or exc)}"
+                               f"{self._disk_hint()}") from None
         except errors.DriverError as exc:
             raise NNGraphError(f"database driver error talking to {self.where}: {_one_line(exc)}") from None
+
+
+    def _disk_hint(self) -> str:
+        """A local server that fails to commit on a full disk says only that the commit failed."""
+        if self.home is None:
+            return ""
+        free = shutil.disk_usage(self.home).free
+        if free >= LOW_DISK:
+            return ""
+        return (f" (the disk holding {self.home} has {free / 1e6:.0f} MB free: free some space, then run the "
+                "command again; what was stored before is intact and nothing half-written is shown)")
 
 
 def _one_line(text) -> str:

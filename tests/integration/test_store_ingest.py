@@ -239,3 +239,14 @@ def test_cnn_links_in_both_conv_modes(store, model_name, conv_edges):
     neuron = store.read("MATCH (n:Neuron {version: $v, layer: 1, index: 70}) RETURN n.channel AS c, n.row AS r, "
                         "n.col AS x", {"v": result.uid})
     assert neuron == [{"c": 1, "r": 0, "x": 6}]  # 70 = 1 * 64 + 0 * 8 + 6 in a 3x8x8 map
+
+
+def test_a_database_that_does_not_exist(local_home, monkeypatch):
+    import json
+
+    from nngraph.server import LocalServer
+
+    info = json.loads((local_home / "server.json").read_text())
+    done = CliRunner().invoke(cli, ["models", "--uri", f"bolt://127.0.0.1:{info['bolt_port']}", "--user", "root",
+                                    "--password", LocalServer(local_home).password(), "--database", "no_such_db"])
+    assert done.exit_code == 1 and "database 'no_such_db' does not exist" in done.output
