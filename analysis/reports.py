@@ -126,8 +126,8 @@ def ensemble(store, model: str, options: Options) -> Report:
     frame = select_versions(version_layers(store, model), options.versions, options.step_range)
     column = f"metric_{options.metric}"
     per_version = frame.drop_duplicates("version").set_index("version")
-    lacking = per_version.index[per_version.get(column, pd.Series(index=per_version.index)).isna()].tolist() \
-        if column in per_version else per_version.index.tolist()
+    stored = per_version[column] if column in per_version else pd.Series(np.nan, index=per_version.index)
+    lacking = stored.index[stored.isna()].tolist()
     if lacking:
         raise NNGraphError(f"{len(lacking)} version(s) have no metric {options.metric!r} to bin by: "
                            f"{', '.join(lacking[:10])}{' ...' if len(lacking) > 10 else ''}; choose --metric from "
