@@ -3,7 +3,9 @@
 Dense layers are read once, in row blocks sized to stay in cache (on CUDA: to bound device
 memory): each block gives its row sums, adds to the column sums and to the moments of the
 link weights. Memory bandwidth is the floor; bench/metrics.py measures how close this gets.
-Conv strengths come from two convolutions over all-ones inputs: the graph is never built.
+On the CPU, large layers get their row sums, column sums and squares from one compiled loop
+(fused_sums.py). Conv strengths come from two convolutions over all-ones inputs: the graph is
+never built.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 BLOCK_ELEMENTS = 1 << 20  # measured: 1M floats (4 MB) per block is fastest on a 16 MB L3
+FUSED_MIN_ELEMENTS = 1 << 22  # smaller layers take milliseconds in torch: not worth a compile
 
 
 @dataclass
@@ -26,15 +29,16 @@ class Moments:
     low: float = float("inf")
     high: float = float("-inf")
 
-    def add(self, block: torch.Tensor, total: torch.Tensor | None = None) -> None:
-        """Adds a block of values; `total` is their sum when the caller already has it."""
+    def add(self, block: torch.Tensor, total=None, squares=None) -> None:
+        """Adds a block of values; `total` and `squares` are their sum and sum of squares when
+        the caller already has them."""
         flat = block.reshape(-1)
         if flat.numel() == 0:
             return
         low, high = torch.aminmax(flat)
         self.count += flat.numel()
         self.total += float(flat.sum() if total is None else total)
-        self.squares += float(torch.dot(flat, flat))
+        self.squares += float(torch.dot(flat, flat) if squares is None else squares)
         self.low = min(self.low, float(low))
         self.high = max(self.high, float(high))
 
@@ -65,21 +69,33 @@ def _as_float(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 
 def dense_strengths(weight: torch.Tensor, bias: torch.Tensor | None, device: torch.device,
-                    block_elements: int = BLOCK_ELEMENTS):
+                    block_elements: int = BLOCK_ELEMENTS, fused: bool | None = None):
     """Returns (in-strength of outputs incl. bias, out-strength of inputs, weight moments).
-    The weight moves to `device` one block of rows at a time: memory is bounded by the block."""
+    The weight moves to `device` one block of rows at a time: memory is bounded by the block.
+    `fused` (default: large layers on the CPU) sums each block in one compiled pass."""
     out_features, in_features = weight.shape
+    if fused is None:
+        fused = device.type == "cpu" and weight.numel() >= FUSED_MIN_ELEMENTS
+    if fused:
+        from .fused_sums import BlockSums
+
+        fused_sums = BlockSums(in_features)
     rows = max(1, block_elements // max(in_features, 1))
     row_sums = []
     col_sums = None
     moments = Moments()
     for start in range(0, out_features, rows):
         block = _as_float(weight[start:start + rows], device)
-        rows_part = block.sum(1)
+        if fused:
+            rows_part, squares = fused_sums.add(block)
+        else:
+            rows_part, squares = block.sum(1), None
+            part = block.sum(0)
+            col_sums = part if col_sums is None else col_sums.add_(part)
         row_sums.append(rows_part)
-        part = block.sum(0)
-        col_sums = part if col_sums is None else col_sums.add_(part)
-        moments.add(block, total=rows_part.sum())
+        moments.add(block, total=rows_part.sum(), squares=squares)
+    if fused:
+        col_sums = fused_sums.columns()
     s_in = torch.cat(row_sums)
     if bias is not None:
         s_in = s_in + _as_float(bias, device)

@@ -9,12 +9,13 @@ import torch.nn as nn
 from hypothesis import given, settings, strategies as st
 
 from helpers import metrics_of
+from nngraph.errors import NNGraphError
 from nngraph.ingest import network_from_module
 from nngraph.ingest.edges import EdgePolicy
 from nngraph.ingest.graph_rows import pixel_edges
 from nngraph.ingest.link_weights import link_weight_stats
 from nngraph.ingest.persistence import neural_persistence
-from nngraph.ingest.strengths import Moments
+from nngraph.ingest.strengths import FUSED_MIN_ELEMENTS, Moments, dense_strengths
 
 SETTINGS = settings(max_examples=40, deadline=None)
 
@@ -43,6 +44,54 @@ def test_mlp_strengths_equal_edge_list_loop(sizes, seed):
         sides = [s for s in (expected_in[k], expected_out[k]) if s is not None]
         np.testing.assert_allclose(node_layer.strength, sum(sides), atol=1e-12)
         assert node_layer.fluctuation == pytest.approx(float(np.std(sum(sides))), abs=1e-12)
+
+
+@SETTINGS
+@given(n_out=st.integers(1, 23), n_in=st.integers(1, 40), rows_per_block=st.integers(1, 9),
+       dtype=st.sampled_from([torch.float32, torch.float64]), transposed=st.booleans(),
+       seed=st.integers(0, 10_000))
+def test_fused_and_torch_dense_passes_equal_numpy(n_out, n_in, rows_per_block, dtype, transposed, seed):
+    """The compiled one-read pass (large CPU layers) and torch's passes give the same strengths and
+    moments as float64 numpy, over several blocks, row counts that are not multiples of four, and
+    a weight that is a non-contiguous view."""
+    generator = torch.Generator().manual_seed(seed)
+    weight = torch.randn(n_in, n_out, generator=generator, dtype=dtype).T if transposed else \
+        torch.randn(n_out, n_in, generator=generator, dtype=dtype)
+    bias = torch.randn(n_out, generator=generator, dtype=dtype)
+    w = weight.double().numpy()
+    tolerance = 1e-4 if dtype == torch.float32 else 1e-10
+    for fused in (True, False):
+        s_in, s_out, moments = dense_strengths(weight, bias, torch.device("cpu"), rows_per_block * n_in, fused)
+        np.testing.assert_allclose(s_in.double().numpy(), w.sum(1) + bias.double().numpy(), atol=tolerance)
+        np.testing.assert_allclose(s_out.double().numpy(), w.sum(0), atol=tolerance)
+        assert moments.count == w.size
+        assert moments.total == pytest.approx(w.sum(), abs=tolerance)
+        assert moments.squares == pytest.approx((w * w).sum(), rel=1e-6)
+        assert (moments.low, moments.high) == (w.min(), w.max())
+
+
+def test_compute_metrics_uses_the_fused_pass_on_a_large_layer_exactly(monkeypatch):
+    from nngraph.ingest import fused_sums
+
+    blocks = []
+    original = fused_sums.BlockSums.add
+    monkeypatch.setattr(fused_sums.BlockSums, "add", lambda self, block: blocks.append(block) or original(self, block))
+    generator = torch.Generator().manual_seed(5)
+    n_in = FUSED_MIN_ELEMENTS // 1000 + 1
+    linear = nn.Linear(n_in, 1000)
+    with torch.no_grad():
+        linear.weight.copy_(torch.randn(1000, n_in, generator=generator))
+    w, b = linear.weight.detach().double().numpy(), linear.bias.detach().double().numpy()
+    result = metrics_of(linear, persistence=False)
+    assert sum(block.shape[0] for block in blocks) == 1000  # every row went through the fused pass
+    np.testing.assert_allclose(result.node_layers[0].strength, w.sum(0), atol=1e-3)
+    np.testing.assert_allclose(result.node_layers[1].strength, w.sum(1) + b, atol=1e-3)
+    stats = result.weight_layers[0].link_weights
+    assert stats["std"] == pytest.approx(np.concatenate([w.ravel(), b]).std(), rel=1e-6)
+    with torch.no_grad():
+        linear.weight[999, n_in - 1] = float("nan")
+    with pytest.raises(NNGraphError, match="NaN or infinite"):
+        metrics_of(linear, persistence=False)
 
 
 def conv_edge_list(kernel, in_shape, stride, padding, dilation, groups):
