@@ -2,7 +2,7 @@
 
 torch needs three passes over a block for these (sum(1), sum(0), dot), and its column sum
 alone costs three row-sum passes even on a cached block (bench/metrics.py). One compiled
-loop (numba) reads each weight once and accumulates rows and squares in float64. The loop
+loop (numba) reads each weight once and accumulates in float64. The loop
 compiles on first use (seconds, then cached on disk), so strengths.py imports this module
 only for large layers.
 """
@@ -19,8 +19,7 @@ class BlockSums:
     once; the column sums accumulate in one float64 row per thread until `columns()`."""
 
     def __init__(self, n_columns: int):
-        self.chunks = numba.get_num_threads()
-        self.column_parts = np.zeros((self.chunks, n_columns), np.float64)
+        self.column_parts = np.zeros((numba.get_num_threads(), n_columns), np.float64)
 
     def add(self, block: torch.Tensor) -> tuple[torch.Tensor, float]:
         """(row sums as float64, sum of squares) of a 2-D CPU float block."""
