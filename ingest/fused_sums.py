@@ -30,9 +30,6 @@ class BlockSums:
         return torch.from_numpy(self.column_parts.sum(0))
 
 
-# Reassociation lets LLVM vectorise the reductions; NaN and infinity keep their meaning, so a
-# diverged layer still shows in the sums (and in torch's min and max).
-@numba.njit(parallel=True, fastmath={"reassoc", "contract", "nsz"}, cache=True)
 def _sums(block, column_parts):
     n_rows, n_columns = block.shape
     chunks = column_parts.shape[0]
@@ -68,3 +65,12 @@ def _sums(block, column_parts):
             rows[k] = row_sum
         squares[chunk] = chunk_squares
     return rows, squares.sum()
+
+
+# Reassociation lets LLVM vectorise the reductions; NaN and infinity keep their meaning, so a
+# diverged layer still shows in the sums (and in torch's min and max).
+_OPTIONS = dict(parallel=True, fastmath={"reassoc", "contract", "nsz"})
+try:
+    _sums = numba.njit(cache=True, **_OPTIONS)(_sums)
+except RuntimeError:  # no writable directory for numba's cache: compile in every process instead
+    _sums = numba.njit(**_OPTIONS)(_sums)

@@ -1,6 +1,8 @@
 """Vectorised metrics against straightforward loops over the explicit edge list."""
 
 import itertools
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -216,3 +218,19 @@ def test_topk_on_an_edge_list_equals_topk_on_the_matrix(n_out, n_in, k, seed):
     from_list = policy.filter_list(*EdgePolicy().select(weight))
     from_matrix = policy.select(weight)
     assert sorted(zip(*(a.tolist() for a in from_list))) == sorted(zip(*(a.tolist() for a in from_matrix)))
+
+
+def test_fused_pass_works_without_a_writable_cache_directory(tmp_path):
+    """numba refuses to cache when neither the package's __pycache__ nor the user's cache
+    directory is writable (a read-only install): the loop then compiles in each process."""
+    script = tmp_path / "no_cache.py"
+    script.write_text(
+        "import numba.core.caching as caching, torch\n"
+        "caching.CacheImpl._locator_classes = []  # no place to cache, as on a read-only install\n"
+        "from nngraph.ingest.fused_sums import BlockSums\n"
+        "sums = BlockSums(3)\n"
+        "rows, squares = sums.add(torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]))\n"
+        "print(rows.tolist(), squares, sums.columns().tolist())\n")
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[0] == "[6.0, 15.0] 91.0 [5.0, 7.0, 9.0]"
