@@ -216,6 +216,7 @@ def centrality(store, model: str, options: Options) -> Report:
                      f"The neurons with the highest {prop} per layer and version, and Spearman's rank correlation of "
                      "each layer's scores between consecutive versions (1: the ranking did not move; near 0: it was "
                      "reshuffled).")
+    report.findings += _networks_interleaved(frame)
     top, moves = [], []
     for layer in report.layers:
         for version in report.versions:
@@ -245,6 +246,7 @@ def communities(store, model: str, options: Options) -> Report:
                      "How many communities each version splits into and how modular the split is (modularity: the "
                      "share of link weight inside communities beyond chance), and the adjusted Rand index between "
                      "consecutive versions (1: the same partition; near 0: unrelated).")
+    report.findings += _networks_interleaved(frame)
     rows, stability = [], []
     for version in report.versions:
         membership = np.concatenate([values[version][k] for k in sorted(values[version])])
@@ -346,6 +348,18 @@ def build(store, name: str, model: str, options: Options) -> Report:
 def _report(name, title, model, frame, meaning) -> Report:
     return Report(name, title, meaning, model, list(dict.fromkeys(frame["version"])),
                   sorted(int(x) for x in set(frame["layer"])))
+
+
+def _networks_interleaved(frame) -> list[str]:
+    """A caution when several versions share a step (seeds or runs side by side): pairs of
+    consecutive versions then cross from one network to another."""
+    steps = frame.drop_duplicates("version")["step"].dropna()
+    shared = int(steps.duplicated(keep=False).sum())
+    if not shared:
+        return []
+    return [f"{shared} of the versions share a step with another (several networks per step), so some "
+            "'consecutive' pairs below compare two different networks; to follow one network, choose its "
+            "versions with --versions and a tag pattern (e.g. 's0-*')."]
 
 
 def _neuron_values(store, frame, prop, required: str | None = None) -> dict[str, dict[int, np.ndarray]]:

@@ -136,13 +136,17 @@ def _stored_accuracy(cli_env, model):
 
 def test_centrality_and_communities_reports_match_the_stored_results(cli_env, trained, tmp_path):
     model, _ = trained
-    top = report_json(cli_env, tmp_path, "centrality", model)["tables"]["top"]
+    centrality = report_json(cli_env, tmp_path, "centrality", model)
+    assert any("share a step" in finding for finding in centrality["findings"])  # two seeds side by side
+    top = centrality["tables"]["top"]
     stored = json.loads(run(cli_env, "query", "MATCH (:Model {name: $m})-[:HAS_VERSION]->(v {tag: 's1-x1-e03'}) "
                             "MATCH (n:Neuron {version: v.uid, layer: 3}) RETURN n.index AS i, n.pagerank AS pr "
                             "ORDER BY pr DESC LIMIT 1", "-p", f"m={model}", "--format", "json").output)
     [best] = [r for r in top if r["version"] == "s1-x1-e03" and r["layer"] == 3 and r["rank"] == 1]
     assert best["neuron"] == stored[0]["i"] and best["pagerank"] == pytest.approx(stored[0]["pr"])
-    stability = report_json(cli_env, tmp_path, "communities", model, "--versions", "s0-*")["tables"]["stability"]
+    one_network = report_json(cli_env, tmp_path, "communities", model, "--versions", "s0-*")
+    assert not any("share a step" in finding for finding in one_network["findings"])
+    stability = one_network["tables"]["stability"]
     memberships = {}
     for version in ("s0-x1-e00", "s0-x1-e01"):
         rows = json.loads(run(cli_env, "query", "MATCH (:Model {name: $m})-[:HAS_VERSION]->(v {tag: $t}) "
