@@ -210,13 +210,10 @@ def _ensemble_findings(report: Report, order: list[str]) -> list[str]:
 
 def centrality(store, model: str, options: Options) -> Report:
     prop = options.prop or "pagerank"
-    frame = select_versions(version_layers(store, model), options.versions, options.step_range)
-    values = _neuron_values(store, frame, prop, required=f"nngraph analyze centrality --model {model} --all-versions")
-    report = _report("centrality", f"Centrality ({prop}): top neurons and how rankings move", model, frame,
-                     f"The neurons with the highest {prop} per layer and version, and Spearman's rank correlation of "
-                     "each layer's scores between consecutive versions (1: the ranking did not move; near 0: it was "
-                     "reshuffled).")
-    report.findings += _networks_interleaved(frame)
+    report, _, values = _neuron_report(
+        store, model, options, "centrality", prop, f"Centrality ({prop}): top neurons and how rankings move",
+        f"The neurons with the highest {prop} per layer and version, and Spearman's rank correlation of each "
+        "layer's scores between consecutive versions (1: the ranking did not move; near 0: it was reshuffled).")
     top, moves = [], []
     for layer in report.layers:
         for version in report.versions:
@@ -240,13 +237,11 @@ def centrality(store, model: str, options: Options) -> Report:
 
 def communities(store, model: str, options: Options) -> Report:
     prop = options.prop or "community_louvain"
-    frame = select_versions(version_layers(store, model), options.versions, options.step_range)
-    values = _neuron_values(store, frame, prop, required=f"nngraph analyze communities --model {model} --all-versions")
-    report = _report("communities", f"Communities ({prop}) across versions", model, frame,
-                     "How many communities each version splits into and how modular the split is (modularity: the "
-                     "share of link weight inside communities beyond chance), and the adjusted Rand index between "
-                     "consecutive versions (1: the same partition; near 0: unrelated).")
-    report.findings += _networks_interleaved(frame)
+    report, frame, values = _neuron_report(
+        store, model, options, "communities", prop, f"Communities ({prop}) across versions",
+        "How many communities each version splits into and how modular the split is (modularity: the share of "
+        "link weight inside communities beyond chance), and the adjusted Rand index between consecutive versions "
+        "(1: the same partition; near 0: unrelated).")
     rows, stability = [], []
     for version in report.versions:
         membership = np.concatenate([values[version][k] for k in sorted(values[version])])
@@ -348,6 +343,16 @@ def build(store, name: str, model: str, options: Options) -> Report:
 def _report(name, title, model, frame, meaning) -> Report:
     return Report(name, title, meaning, model, list(dict.fromkeys(frame["version"])),
                   sorted(int(x) for x in set(frame["layer"])))
+
+
+def _neuron_report(store, model, options, name, prop, title, meaning) -> tuple[Report, pd.DataFrame, dict]:
+    """The start of a report on a Neuron property written by `nngraph analyze <name>`: the chosen
+    versions, their values of `prop`, and the caution when networks share steps."""
+    frame = select_versions(version_layers(store, model), options.versions, options.step_range)
+    values = _neuron_values(store, frame, prop, required=f"nngraph analyze {name} --model {model} --all-versions")
+    report = _report(name, title, model, frame, meaning)
+    report.findings += _networks_interleaved(frame)
+    return report, frame, values
 
 
 def _networks_interleaved(frame) -> list[str]:
