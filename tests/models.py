@@ -1,5 +1,6 @@
 """Architectures the tests save and reload (importable for --arch)."""
 
+import torch
 import torch.nn as nn
 
 
@@ -10,3 +11,10 @@ def small_cnn():
 
 def small_mlp():
     return nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 4), nn.ReLU(), nn.Linear(4, 2))
+
+
+def save_small_mlp(path, seed=0):
+    """Saves the state_dict of a seeded small_mlp at `path` (the name may carry a step) and returns it."""
+    torch.manual_seed(seed)
+    torch.save(small_mlp().state_dict(), path)
+    return path

@@ -11,7 +11,7 @@ import torch
 import yaml
 from click.testing import CliRunner
 
-from models import small_mlp
+from models import save_small_mlp
 from nngraph.cli import cli
 from nngraph.ingest import compute_metrics, load_network
 from nngraph.ingest import export as export_module
@@ -21,10 +21,7 @@ GROUPS = ("Model", "Version", "Layer", "Neuron", "HAS_VERSION", "HAS_LAYER", "NE
 
 @pytest.fixture
 def mlp_file(tmp_path):
-    torch.manual_seed(0)
-    path = tmp_path / "mlp-step7.pt"
-    torch.save(small_mlp().state_dict(), path)
-    return path
+    return save_small_mlp(tmp_path / "mlp-step7.pt")
 
 
 def read_group(directory, group, fmt):

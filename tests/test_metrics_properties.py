@@ -96,8 +96,10 @@ def test_compute_metrics_uses_the_fused_pass_on_a_large_layer_exactly(monkeypatc
         metrics_of(linear, persistence=False)
 
 
-def conv_edge_list(kernel, in_shape, stride, padding, dilation, groups):
-    """Every (input node, output node, weight) of the pixel-level graph, padding excluded."""
+def conv_edge_list(layer, in_shape):
+    """Every (input node, output node, weight) of a Conv2d's pixel-level graph, padding excluded."""
+    kernel = layer.weight.detach().numpy()
+    stride, padding, dilation, groups = layer.stride[0], layer.padding[0], layer.dilation[0], layer.groups
     c_out, c_in_group, kh, kw = kernel.shape
     c_in, h, w = in_shape
     h_out = (h + 2 * padding - dilation * (kh - 1) - 1) // stride + 1
@@ -113,21 +115,30 @@ def conv_edge_list(kernel, in_shape, stride, padding, dilation, groups):
     return edges, c_out * h_out * w_out
 
 
-@SETTINGS
-@given(groups=st.integers(1, 2), c_in_group=st.integers(1, 2), c_out_group=st.integers(1, 2),
-       size=st.integers(3, 7), k=st.integers(1, 3), stride=st.integers(1, 3), padding=st.integers(0, 2),
-       dilation=st.integers(1, 2), seed=st.integers(0, 10_000))
-def test_conv_strengths_equal_edge_list_loop(groups, c_in_group, c_out_group, size, k, stride, padding,
-                                             dilation, seed):
+def random_conv(groups, c_in_group, c_out_group, size, k, stride, padding, dilation, seed):
+    """A seeded float64 Conv2d of that geometry and its input shape, or None when the kernel
+    does not fit the padded input (no output)."""
     if dilation * (k - 1) + 1 > size + 2 * padding:
-        return  # the kernel does not fit: no output
+        return None
     torch.manual_seed(seed)
     layer = nn.Conv2d(c_in_group * groups, c_out_group * groups, k, stride=stride, padding=padding,
                       dilation=dilation, groups=groups).double()
-    in_shape = (c_in_group * groups, size, size)
+    return layer, (c_in_group * groups, size, size)
+
+
+CONV_CASES = st.builds(random_conv, groups=st.integers(1, 2), c_in_group=st.integers(1, 2),
+                       c_out_group=st.integers(1, 2), size=st.integers(3, 7), k=st.integers(1, 3),
+                       stride=st.integers(1, 3), padding=st.integers(0, 2), dilation=st.integers(1, 2),
+                       seed=st.integers(0, 10_000)).filter(lambda case: case is not None)
+
+
+@SETTINGS
+@given(case=CONV_CASES)
+def test_conv_strengths_equal_edge_list_loop(case):
+    layer, in_shape = case
     result = metrics_of(layer, in_shape)
-    kernel, bias = layer.weight.detach().numpy(), layer.bias.detach().numpy()
-    edges, n_out = conv_edge_list(kernel, in_shape, stride, padding, dilation, groups)
+    bias = layer.bias.detach().numpy()
+    edges, n_out = conv_edge_list(layer, in_shape)
     s_in, s_out = loop_strengths(edges, (int(np.prod(in_shape)), n_out))
     s_in += np.repeat(bias, n_out // len(bias))
     np.testing.assert_allclose(result.node_layers[0].strength, s_out, atol=1e-12)
@@ -192,21 +203,13 @@ def test_link_weight_stats_exact_and_sampled():
 
 
 @SETTINGS
-@given(groups=st.integers(1, 2), c_in_group=st.integers(1, 2), c_out_group=st.integers(1, 2),
-       size=st.integers(3, 7), k=st.integers(1, 3), stride=st.integers(1, 3), padding=st.integers(0, 2),
-       dilation=st.integers(1, 2), seed=st.integers(0, 10_000))
-def test_stored_pixel_links_are_the_explicit_edge_list(groups, c_in_group, c_out_group, size, k, stride, padding,
-                                                       dilation, seed):
-    if dilation * (k - 1) + 1 > size + 2 * padding:
-        return
-    torch.manual_seed(seed)
-    layer = nn.Conv2d(c_in_group * groups, c_out_group * groups, k, stride=stride, padding=padding,
-                      dilation=dilation, groups=groups).double()
-    in_shape = (c_in_group * groups, size, size)
+@given(case=CONV_CASES)
+def test_stored_pixel_links_are_the_explicit_edge_list(case):
+    layer, in_shape = case
     network = network_from_module(layer, in_shape)
     blocks = list(pixel_edges(layer.weight, network.topology.weight_layers[0]))
     stored = sorted(zip(*(np.concatenate(parts).tolist() for parts in zip(*blocks))))
-    expected, _ = conv_edge_list(layer.weight.detach().numpy(), in_shape, stride, padding, dilation, groups)
+    expected, _ = conv_edge_list(layer, in_shape)
     assert stored == sorted((int(a), int(b), float(w)) for a, b, w in expected)
 
 

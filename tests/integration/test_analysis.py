@@ -9,7 +9,7 @@ import torch
 from click.testing import CliRunner
 
 from gds_recorder import Recorder
-from models import small_mlp
+from models import save_small_mlp
 from nngraph.analysis import gds as gds_engine
 from nngraph.analysis import local
 from nngraph.analysis.algorithms import Request
@@ -19,13 +19,7 @@ from nngraph.cli import cli
 
 @pytest.fixture
 def checkpoints(tmp_path):
-    paths = []
-    for epoch in range(3):
-        torch.manual_seed(epoch)
-        path = tmp_path / f"mlp-epoch{epoch}.pt"
-        torch.save(small_mlp().state_dict(), path)
-        paths.append(path)
-    return paths
+    return [save_small_mlp(tmp_path / f"mlp-epoch{epoch}.pt", seed=epoch) for epoch in range(3)]
 
 
 def run(cli_env, *args):

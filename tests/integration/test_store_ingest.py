@@ -5,7 +5,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from models import small_mlp
+from models import save_small_mlp, small_mlp
 from nngraph.cli import cli
 from nngraph.errors import NNGraphError
 from nngraph.ingest import compute_metrics, ingest_module, load_network
@@ -15,10 +15,7 @@ from nngraph.ingest.edges import EdgePolicy
 
 @pytest.fixture
 def mlp_file(tmp_path):
-    torch.manual_seed(0)
-    path = tmp_path / "mlp-epoch3.pt"
-    torch.save(small_mlp().state_dict(), path)
-    return path
+    return save_small_mlp(tmp_path / "mlp-epoch3.pt")
 
 
 def run(cli_env, *args):
