@@ -7,8 +7,8 @@ training run differ only in their state_dicts.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 from nngraph.errors import NNGraphError
 
@@ -79,6 +79,7 @@ class Topology:
 
     def bind(self, tensors: Mapping, source: str) -> "Network":
         """Attach one version's tensors, checking every key and shape the topology needs."""
+        tensors = tensors if isinstance(tensors, CheckedTensors) else CheckedTensors(tensors, source)
         for layer in self.weight_layers:
             for key in (layer.weight_key, layer.bias_key):
                 if key is not None and key not in tensors:
@@ -111,3 +112,54 @@ class Network:
 
     def bias(self, layer: WeightLayer):
         return None if layer.bias_key is None else self.tensors[layer.bias_key]
+
+
+FLOAT8 = ("float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fnuz", "float8_e8m0fnu")
+
+
+class CheckedTensors(Mapping):
+    """key -> tensor, each checked as it is read (lazily, like the mapping it wraps): a floating
+    point tensor that holds no more elements than its storage, so a tiny crafted file cannot
+    make nngraph allocate far beyond its size through overlapping strides. 8-bit floats are
+    widened to float32; booleans, integers and complex numbers are refused."""
+
+    def __init__(self, tensors: Mapping, source: str):
+        self._tensors = tensors
+        self._source = source
+
+    def __getitem__(self, key):
+        return checked_tensor(self._tensors[key], key, self._source)
+
+    def __iter__(self):
+        return iter(self._tensors)
+
+    def __len__(self):
+        return len(self._tensors)
+
+    def __contains__(self, key):
+        return key in self._tensors
+
+
+def checked_tensor(tensor, key, source: str):
+    import torch
+
+    if not isinstance(tensor, torch.Tensor):
+        raise NNGraphError(f"{source}: {key!r} holds a {type(tensor).__name__}, not a tensor")
+    dtype = str(tensor.dtype).removeprefix("torch.")
+    if tensor.numel() > 1 and tensor.numel() * tensor.element_size() > _storage_bytes(tensor):
+        raise NNGraphError(f"{source}: tensor {key!r} of shape {tuple(tensor.shape)} overlaps itself (strides "
+                           f"{tensor.stride()} over {_storage_bytes(tensor):,} stored bytes); refusing to expand "
+                           "it. save the tensors contiguous (tensor.contiguous())")
+    if dtype in FLOAT8:
+        return tensor.float()
+    if not tensor.is_floating_point():
+        raise NNGraphError(f"{source}: tensor {key!r} has dtype {dtype}; nngraph reads floating-point weights "
+                           "(float16, bfloat16, float32, float64, float8): convert the tensor first")
+    return tensor
+
+
+def _storage_bytes(tensor) -> int:
+    try:
+        return tensor.untyped_storage().nbytes() - tensor.storage_offset() * tensor.element_size()
+    except (RuntimeError, NotImplementedError):  # tensors without storage (meta, some subclasses)
+        return tensor.numel() * tensor.element_size()

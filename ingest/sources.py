@@ -1,8 +1,10 @@
 """Read a network from where it is stored: a module, a state_dict file, safetensors, a .pt2.
 
 Files are loaded without running code (torch.load(weights_only=True), safetensors,
-torch.export archives); a pickled whole module needs trust_pickle=True, because unpickling
-runs whatever code the file names. Sharded safetensors load lazily, tensor by tensor.
+torch.export archives read by pt2_archive with unpickling refused); pickled content needs
+trust_pickle=True, because unpickling runs whatever code the file names. Only regular
+files are read (a FIFO or a device would be read forever). Sharded safetensors load
+lazily, tensor by tensor; every tensor is checked as it is read (network.CheckedTensors).
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 
-from nngraph.errors import NNGraphError
+from nngraph.errors import NNGraphError, first_line
 
 from . import topology as build
 from .network import Network
+from .pt2_archive import check_expansion, load_exported
 
 CHECKPOINT_KEYS = ("state_dict", "model_state_dict", "model")
 SAFETENSORS_INDEX = "model.safetensors.index.json"
@@ -33,16 +36,20 @@ def load_network(path: str | Path, *, arch: str | None = None, input_shape: tupl
     Linear layer on its own, grouped by block: transformers)."""
     path = Path(path)
     source = str(path)
-    if not path.exists():
-        raise NNGraphError(f"{source}: no such file or directory")
+    check_readable(path)
     if path.suffix == ".pt2":
         if arch:
             raise NNGraphError(f"{source}: a .pt2 archive carries its own architecture; drop --arch")
-        program = _load_exported(path)
+        program = load_exported(path, trust_pickle)
         return build.from_exported(program).bind(program.state_dict, source)
+    import torch
+
     loaded = _load_tensors_or_module(path, trust_pickle)
-    if not isinstance(loaded, Mapping):  # a whole nn.Module, loaded with trust_pickle
+    if isinstance(loaded, torch.nn.Module):  # a whole nn.Module, loaded with trust_pickle
         return network_from_module(loaded, input_shape, source)
+    if not isinstance(loaded, Mapping):
+        raise NNGraphError(f"{source}: holds a {type(loaded).__name__}, not a state_dict; save "
+                           "model.state_dict() (a mapping of names to tensors) instead")
     tensors = _state_dict(loaded, source)
     if arch:
         module = _build_arch(arch, source)
@@ -53,14 +60,18 @@ def load_network(path: str | Path, *, arch: str | None = None, input_shape: tupl
     return build.from_state_dict(tensors, source).bind(tensors, source)
 
 
-def _load_exported(path: Path):
-    import torch
+def check_readable(path: Path) -> None:
+    """A model path must be a regular file or a directory: never a FIFO, socket or device."""
+    import stat
 
     try:
-        return torch.export.load(str(path))
-    except Exception as exc:  # zip, pickle and schema errors all mean "not a readable archive"
-        raise NNGraphError(f"{path}: not a readable torch.export archive ({_first_line(exc)}); "
-                           "is the file truncated or corrupt?") from None
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise NNGraphError(f"{path}: no such file or directory") from None
+    except OSError as exc:
+        raise NNGraphError(f"{path}: cannot read it ({exc.strerror})") from None
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise NNGraphError(f"{path}: not a regular file (a FIFO, socket or device); give a model file")
 
 
 def _load_tensors_or_module(path: Path, trust_pickle: bool):
@@ -70,12 +81,13 @@ def _load_tensors_or_module(path: Path, trust_pickle: bool):
         return _safetensors_file(path)
     import torch
 
+    check_expansion(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         message = str(exc)
         if "Weights only load failed" not in message:
-            raise NNGraphError(f"{path}: not a readable PyTorch file ({_first_line(exc)}); "
+            raise NNGraphError(f"{path}: not a readable PyTorch file ({first_line(exc)}); "
                                "is the file truncated or corrupt?") from None
         if not trust_pickle:
             raise NNGraphError(f"{path}: the file holds pickled Python objects (such as a whole "
@@ -85,7 +97,7 @@ def _load_tensors_or_module(path: Path, trust_pickle: bool):
     try:
         return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:
-        raise NNGraphError(f"{path}: could not unpickle the file ({_first_line(exc)})") from None
+        raise NNGraphError(f"{path}: could not unpickle the file ({first_line(exc)})") from None
 
 
 def _state_dict(loaded: Mapping, source: str) -> Mapping:
@@ -103,6 +115,10 @@ def _state_dict(loaded: Mapping, source: str) -> Mapping:
     if isinstance(loaded, _LazyTensors):
         return loaded
     tensors = {k: v for k, v in loaded.items() if isinstance(v, torch.Tensor)}
+    odd_keys = [k for k in tensors if not isinstance(k, str)]
+    if odd_keys:
+        raise NNGraphError(f"{source}: state_dict key {odd_keys[0]!r} is a {type(odd_keys[0]).__name__}; "
+                           "a state_dict maps parameter names (strings) to tensors")
     if not tensors:
         raise NNGraphError(f"{source}: holds no tensors (keys: {', '.join(map(str, list(loaded)[:5]))}); "
                            "expected a state_dict or a checkpoint with one under "
@@ -121,9 +137,15 @@ def _build_arch(arch: str, source: str):
     try:
         factory = getattr(importlib.import_module(module_name), factory_name)
     except (ImportError, AttributeError) as exc:
-        raise NNGraphError(f"--arch {arch!r}: cannot import it ({_first_line(exc)}); "
+        raise NNGraphError(f"--arch {arch!r}: cannot import it ({first_line(exc)}); "
                            "is its package on PYTHONPATH?") from None
-    module = factory()
+    if not callable(factory):
+        raise NNGraphError(f"--arch {arch!r} is a {type(factory).__name__}, not a function that builds the model")
+    try:
+        module = factory()
+    except Exception as exc:  # the user's code: whatever it raises is reported in one line
+        raise NNGraphError(f"--arch {arch!r} failed when called with no arguments: {type(exc).__name__}: "
+                           f"{first_line(exc)}; give a factory that builds the model on its own") from None
     if not isinstance(module, torch.nn.Module):
         raise NNGraphError(f"--arch {arch!r} returned {type(module).__name__}, not an nn.Module")
     return module
@@ -158,7 +180,7 @@ def _safetensors_file(path: Path) -> _LazyTensors:
         with safe_open(str(path), framework="pt", device="cpu") as handle:
             keys = list(handle.keys())
     except Exception as exc:
-        raise NNGraphError(f"{path}: not a readable safetensors file ({_first_line(exc)}); "
+        raise NNGraphError(f"{path}: not a readable safetensors file ({first_line(exc)}); "
                            "is the file truncated or corrupt?") from None
     return _LazyTensors({key: path for key in keys})
 
@@ -169,8 +191,17 @@ def _sharded_safetensors(directory: Path) -> _LazyTensors:
         try:
             weight_map = json.loads(index.read_text())["weight_map"]
         except (ValueError, KeyError) as exc:
-            raise NNGraphError(f"{index}: not a safetensors index ({_first_line(exc)})") from None
-        return _LazyTensors({key: directory / name for key, name in weight_map.items()})
+            raise NNGraphError(f"{index}: not a safetensors index ({first_line(exc)})") from None
+        if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
+            raise NNGraphError(f"{index}: not a safetensors index (weight_map must map names to file names)")
+        files = {name: directory / name for name in set(weight_map.values())}
+        for name, file in files.items():
+            if Path(name).name != name:
+                raise NNGraphError(f"{index}: shard {name!r} is outside the model directory")
+            if not file.is_file():
+                raise NNGraphError(f"{index}: names shard {name!r}, which is missing from {directory}")
+            check_readable(file)
+        return _LazyTensors({key: files[name] for key, name in weight_map.items()})
     shards = sorted(directory.glob("*.safetensors"))
     if not shards:
         raise NNGraphError(f"{directory}: a directory with no safetensors shards; give a model file")
@@ -179,7 +210,3 @@ def _sharded_safetensors(directory: Path) -> _LazyTensors:
         key_to_file.update(dict.fromkeys(_safetensors_file(shard), shard))
     return _LazyTensors(key_to_file)
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:200] if text else type(exc).__name__

@@ -184,37 +184,51 @@ def _number_or_text(value: str):
     return value
 
 
+SERVER = click.option("--server", "kind", type=click.Choice(["arcadedb", "neo4j"]),
+                      help="Which managed server (default: NNGRAPH_SERVER, else [server] kind in the config file, "
+                           "else arcadedb).")
+
+
 @cli.group()
 def db():
-    """Run the local database (ArcadeDB with its Bolt plugin, on 127.0.0.1)."""
+    """Run the managed database on 127.0.0.1: ArcadeDB (default) or Neo4j with GDS."""
 
 
 @db.command("start")
-def db_start():
-    """Start the local database (any command that needs it starts it too)."""
-    from nngraph.server import LocalServer
+@SERVER
+def db_start(kind):
+    """Start the managed database (any command that needs it starts it too).
 
-    info = LocalServer().start(announce=lambda message: click.echo(message, err=True))
-    click.echo(f"running: {info.uri} (pid {info.pid})")
+    The first start of Neo4j assembles Neo4j Community and OpenGDS from Maven Central
+    (Maven and a Java 17 or 21 needed) into $NNGRAPH_HOME/neo4j.
+    """
+    from nngraph.servers import managed_server
+
+    server = managed_server(kind)
+    info = server.start(announce=lambda message: click.echo(message, err=True))
+    click.echo(f"running: {server.label} at {info.uri} (pid {info.pid}), data in {server.directory}")
 
 
 @db.command("stop")
-def db_stop():
-    """Stop the local database."""
-    from nngraph.server import LocalServer
+@SERVER
+def db_stop(kind):
+    """Stop the managed database (also one left running by a failed start)."""
+    from nngraph.servers import managed_server
 
-    click.echo("stopped" if LocalServer().stop() else "not running")
+    server = managed_server(kind)
+    click.echo(f"stopped {server.label}" if server.stop() else f"{server.label} was not running")
 
 
 @db.command("status")
-def db_status():
-    """Say whether the local database runs, where, and where its data is."""
-    from nngraph.server import LocalServer
+@SERVER
+def db_status(kind):
+    """Say whether the managed database runs, where, and where its data is."""
+    from nngraph.servers import managed_server
 
-    server = LocalServer()
+    server = managed_server(kind)
     info = server.status()
-    click.echo(f"running: {info.uri} (pid {info.pid}), data in {server.home}" if info
-               else f"not running; data in {server.home}")
+    click.echo(f"running: {server.label} at {info.uri} (pid {info.pid}), data in {server.directory}" if info
+               else f"not running: {server.label}; data in {server.directory}")
 
 
 @cli.command()

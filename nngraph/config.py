@@ -1,7 +1,9 @@
 """Which database to talk to: flags, then NEO4J_* variables, then a config file, else local.
 
 The config file is NNGRAPH_HOME/config.toml (NNGRAPH_HOME defaults to the user's data
-directory), with a [connection] table holding any of uri, user, password, database.
+directory), with a [connection] table holding any of uri, user, password, database, a
+[limits] table (query_timeout, in seconds) and a [server] table (kind: which managed
+server runs when no URI is given).
 """
 
 from __future__ import annotations
@@ -11,10 +13,11 @@ import tomllib
 from dataclasses import dataclass
 
 from nngraph.errors import NNGraphError
-from nngraph.server import nngraph_home
+from nngraph.managed import nngraph_home
 
 ENVIRONMENT = {"uri": "NEO4J_URI", "user": "NEO4J_USERNAME", "password": "NEO4J_PASSWORD",
                "database": "NEO4J_DATABASE"}
+TABLES = {"connection": tuple(ENVIRONMENT), "limits": ("query_timeout",), "server": ("kind",)}
 
 
 @dataclass
@@ -39,16 +42,29 @@ def resolve_connection(**flags) -> Connection:
     return Connection(**{key: values.get(key) for key in ENVIRONMENT})
 
 
-def _config_file() -> dict:
+def setting(table: str, key: str):
+    """One value of the config file (None when absent): [limits] query_timeout, [server] kind."""
+    return _tables().get(table, {}).get(key)
+
+
+def _tables() -> dict:
     path = nngraph_home() / "config.toml"
-    if not path.exists():
+    if not path.is_file():
         return {}
     try:
-        table = tomllib.loads(path.read_text()).get("connection", {})
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+        tables = tomllib.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise NNGraphError(f"{path}: not a readable config file ({exc})") from None
-    unknown = set(table) - set(ENVIRONMENT)
-    if unknown:
-        raise NNGraphError(f"{path}: unknown keys {sorted(unknown)} in [connection]; "
-                           f"expected {sorted(ENVIRONMENT)}")
-    return dict(table)
+    unknown = set(tables) - set(TABLES)
+    if unknown or not all(isinstance(tables[name], dict) for name in tables):
+        raise NNGraphError(f"{path}: unknown tables {sorted(unknown)}; expected {sorted(TABLES)}")
+    for name, keys in TABLES.items():
+        extra = set(tables.get(name, {})) - set(keys)
+        if extra:
+            raise NNGraphError(f"{path}: unknown keys {sorted(extra)} in [{name}]; expected {sorted(keys)}")
+    return tables
+
+
+def _config_file() -> dict:
+    return dict(_tables().get("connection", {}))
+

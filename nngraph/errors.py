@@ -3,3 +3,9 @@
 
 class NNGraphError(Exception):
     """A failure with a message that says what went wrong and what to do about it."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (a library's messages can run to pages)."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__

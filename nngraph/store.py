@@ -3,6 +3,11 @@
 Every query goes through Store.read or Store.write with its parameters passed as
 parameters, never formatted into the text. Connection problems become one NNGraphError
 that says what to check, raised at open time (the driver would otherwise retry for a minute).
+
+Reads are read-only on both sides: the text passes nngraph.readonly's check, and it runs in
+a READ-mode transaction (Neo4j refuses any write in it; one that slips through elsewhere is
+rolled back). Every transaction carries the query timeout (nngraph.limits), which the
+server enforces; Ctrl-C closes the connection, so the server abandons the transaction.
 """
 
 from __future__ import annotations
@@ -13,7 +18,8 @@ from contextlib import contextmanager
 
 from nngraph.config import Connection
 from nngraph.errors import NNGraphError
-from nngraph.server import DATABASE, USER, LocalServer
+from nngraph.limits import query_timeout
+from nngraph.readonly import check_read_only
 
 CONNECT_TIMEOUT = 10.0
 LOW_DISK = 64 * 1024 * 1024  # bytes free under which a refused write is put down to a full disk
@@ -26,11 +32,12 @@ class QueryRefused(NNGraphError):
 
 
 class Store:
-    def __init__(self, driver, database: str | None, where: str, home=None):
+    def __init__(self, driver, database: str | None, where: str, home=None, timeout: float | None = None):
         self._driver = driver
         self.database = database
         self.where = where
         self.home = home  # the local server's directory (None for a remote server)
+        self.timeout = timeout or query_timeout()
         self._schema_ready = False
 
     @classmethod
@@ -39,10 +46,12 @@ class Store:
         import neo4j
 
         if connection.local:
-            server = LocalServer()
+            from nngraph.servers import managed_server
+
+            server = managed_server()
             info = server.start(announce)
-            uri, auth, database = info.uri, (USER, server.password()), DATABASE
-            where, home = f"the local database ({server.home})", server.home
+            uri, auth, database = info.uri, (server.user, server.password()), server.database
+            where, home = f"{server.label} ({server.directory})", server.directory
         else:
             uri, database = connection.uri, connection.database
             auth = (connection.user or "neo4j", connection.password or "")
@@ -80,9 +89,13 @@ class Store:
         self.close()
 
     def read(self, query: str, parameters: dict | None = None) -> list[dict]:
-        """Run a query that must not write: it runs in a transaction that is rolled back if it did."""
-        with self._errors(), self._session() as session:
-            transaction = session.begin_transaction()
+        """Run a query that must not write (checked before it is sent, and by the server in READ mode);
+        its transaction is rolled back, so a write that slips past both is undone."""
+        import neo4j
+
+        check_read_only(query)
+        with self._errors(), self._session(neo4j.READ_ACCESS) as session:
+            transaction = session.begin_transaction(timeout=self.timeout)
             try:
                 result = transaction.run(query, parameters or {})
                 records = [record.data() for record in result]
@@ -101,7 +114,7 @@ class Store:
         for attempt in range(retries + 1):
             try:
                 with self._errors(), self._session() as session:
-                    return session.execute_write(lambda tx: [r.data() for r in tx.run(query, parameters or {})])
+                    return session.execute_write(self._unit(lambda tx: [r.data() for r in tx.run(query, parameters or {})]))
             except QueryRefused:
                 if attempt == retries:
                     raise
@@ -111,7 +124,7 @@ class Store:
     def transaction(self):
         """Several writes that commit together or not at all: yields a run(query, params) function."""
         with self._errors(), self._session() as session:
-            transaction = session.begin_transaction()
+            transaction = session.begin_transaction(timeout=self.timeout)
             try:
                 yield lambda query, parameters=None: [r.data() for r in transaction.run(query, parameters or {})]
                 transaction.commit()
@@ -119,8 +132,16 @@ class Store:
                 if not transaction.closed():
                     transaction.rollback()
 
-    def _session(self):
-        return self._driver.session(database=self.database) if self.database else self._driver.session()
+    def _session(self, mode: str = "WRITE"):
+        options = {"default_access_mode": mode}
+        if self.database:
+            options["database"] = self.database
+        return self._driver.session(**options)
+
+    def _unit(self, work):
+        import neo4j
+
+        return neo4j.unit_of_work(timeout=self.timeout)(work)
 
     @contextmanager
     def _errors(self):
@@ -128,6 +149,11 @@ class Store:
 
         try:
             yield
+        except KeyboardInterrupt:
+            # drop the connections rather than wait for a polite rollback: the server sees the
+            # connection close and abandons the transaction (and its timeout bounds it regardless)
+            self._driver.close()
+            raise
         except errors.AuthError:
             raise NNGraphError(f"{self.where} refused the user name or password: check --user/--password "
                                "or NEO4J_USERNAME/NEO4J_PASSWORD") from None
@@ -137,9 +163,17 @@ class Store:
         except errors.CypherSyntaxError as exc:
             raise NNGraphError(f"Cypher syntax error: {_one_line(exc.message)}") from None
         except errors.Neo4jError as exc:
-            if exc.code and "DatabaseNotFound" in exc.code:
+            code, message = exc.code or "", _one_line(exc.message or exc)
+            if "DatabaseNotFound" in code:
                 raise NNGraphError(f"database {self.database!r} does not exist on {self.where}: "
                                    "check --database or NEO4J_DATABASE") from None
+            if "AccessMode" in code:
+                raise NNGraphError("this query writes to the database and runs read-only: nothing was changed. "
+                                   "Pass --write if that is what you want") from None
+            if "TimedOut" in code or "Terminated" in code or "timeout" in message.lower():
+                raise NNGraphError(f"the query ran past the timeout of {self.timeout:g} s and was stopped; "
+                                   "nothing it did was kept. Give it longer with NNGRAPH_QUERY_TIMEOUT or "
+                                   "--timeout (seconds), or ask for less") from None
             raise QueryRefused(f"the database refused the query: {_one_line(exc.message or exc)}"
                                f"{self._disk_hint()}") from None
         except errors.DriverError as exc:

@@ -9,7 +9,8 @@ import time
 import pytest
 import torch
 
-from nngraph.server import LocalServer, _alive
+from nngraph.managed import alive
+from nngraph.server import LocalServer
 
 CONNECTION_VARIABLES = ("NEO4J_URI", "NEO4J_USERNAME", "NEO4J_PASSWORD", "NEO4J_DATABASE")
 
@@ -28,7 +29,7 @@ def kill_server() -> None:
     """SIGKILL the local server and wait until it is gone."""
     pid = LocalServer().status().pid
     os.kill(pid, signal.SIGKILL)
-    while _alive(pid):
+    while alive(pid):
         time.sleep(0.05)
 
 

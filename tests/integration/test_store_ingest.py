@@ -176,7 +176,8 @@ def test_local_server_survives_kill_9_with_its_data(tmp_path, mlp_file, monkeypa
     import time
 
     from nngraph.config import resolve_connection
-    from nngraph.server import LocalServer, _alive
+    from nngraph.managed import alive
+    from nngraph.server import LocalServer
     from nngraph.store import Store
 
     monkeypatch.setenv("NNGRAPH_HOME", str(tmp_path / "home"))
@@ -189,11 +190,11 @@ def test_local_server_survives_kill_9_with_its_data(tmp_path, mlp_file, monkeypa
             writer.write_version(store, network, compute_metrics(network), model="survivor", tag="v1", progress=False)
         pid = server.status().pid
         os.kill(pid, signal.SIGKILL)
-        while _alive(pid):  # the kill lands asynchronously
+        while alive(pid):  # the kill lands asynchronously
             time.sleep(0.05)
         announced = []
         with Store.open(resolve_connection(), announce=announced.append) as store:
-            assert announced and "starting the local database" in announced[0]
+            assert announced and "starting the local database" in announced[0], announced
             version = store.read("MATCH (:Model {name: 'survivor'})-[:HAS_VERSION]->(v) RETURN v.uid AS uid")
             assert len(version) == 1
             links = store.read("MATCH (:Neuron {version: $v})-[r:LINK]->() RETURN count(r) AS n", {"v": version[0]["uid"]})
