@@ -25,7 +25,13 @@ def version_layers(store, model: str) -> pd.DataFrame:
 
 
 def metric_columns(frame: pd.DataFrame) -> list[str]:
-    return [c for c in frame.columns if c.startswith("metric_")]
+    """The stored metrics that are numbers (a text metric, such as an optimizer's name, cannot be plotted)."""
+    return [c for c in frame.columns if c.startswith("metric_") and _numeric(frame[c])]
+
+
+def _numeric(column: pd.Series) -> bool:
+    present = column.dropna()
+    return bool(len(present)) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present)
 
 
 def select_versions(frame: pd.DataFrame, versions: str | None = None, step_range: str | None = None) -> pd.DataFrame:
@@ -68,5 +74,10 @@ def _known(order: list[str], tags: list[str]) -> None:
 def neuron_values(store, version_uid: str, prop: str) -> dict[int, np.ndarray]:
     """layer -> the property of its neurons in index order (NaN where missing)."""
     rows = store.read(canned_text("neuron-values"), {"version": version_uid, "property": prop})
+    odd = next((v for row in rows for v in row["values"]
+                if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)))), None)
+    if odd is not None:
+        raise NNGraphError(f"neuron property {prop!r} holds {type(odd).__name__} values such as {str(odd)[:40]!r}, "
+                           "not numbers: choose a numeric property (--property pagerank, community_louvain, ...)")
     return {row["layer"]: np.array([np.nan if v is None else v for v in row["values"]], dtype=np.float64)
             for row in rows}

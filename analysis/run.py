@@ -18,7 +18,7 @@ from nngraph.errors import NNGraphError
 from . import gds as gds_engine
 from . import local
 from .algorithms import ALGORITHMS, Request
-from .version_graph import fetch
+from .version_graph import LAYERS, check_layers, fetch
 
 VERSIONS = """
 MATCH (:Model {name: $model})-[:HAS_VERSION]->(v:Version)
@@ -71,6 +71,15 @@ def analyze(store, versions: list[dict], requests: list[Request], engine: str, p
     """Run every request on every version; the rows of the summary table."""
     from tqdm import tqdm
 
+    for version in versions:  # every layer selection checked before any engine allocates or projects
+        stored = store.read(LAYERS, {"version": version["uid"]})
+        for request in requests:
+            chosen = set(check_layers(stored, request.layers))
+            neurons = sum(row["nodes"] for row in stored if row["index"] in chosen)
+            if (request.parameters.get("samples") or 0) > neurons:
+                raise NNGraphError(f"--samples {request.parameters['samples']}: version {version['tag']} has "
+                                   f"{neurons} neurons in the chosen layers; sample at most that many "
+                                   "(or leave --samples out for the exact betweenness)")
     client = gds_engine.client(gds_engine.store_query_runner(store)) if engine == "gds" else None
     rows = []
     with tqdm(total=len(versions) * len(requests), desc="analyze", unit=" runs", disable=not progress,

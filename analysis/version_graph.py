@@ -64,14 +64,21 @@ class VersionGraph:
         return self.sources[keep], self.targets[keep], values
 
 
-def fetch(store, version: str, layers: tuple[int, ...] | None = None) -> VersionGraph:
-    """The version's graph over `layers` (all when None): every neuron, the links between them."""
-    stored = store.read(LAYERS, {"version": version})
+def check_layers(stored: list[dict], layers: tuple[int, ...] | None) -> list[int]:
+    """The chosen layer indices (all when None), each checked against the version's stored layers."""
     available = [row["index"] for row in stored]
     chosen = available if layers is None else list(layers)
     outside = sorted(set(chosen) - set(available))
     if outside:
-        raise NNGraphError(f"layers {outside} are outside this model: its layers are 0..{max(available)}")
+        shown = ", ".join(map(str, outside[:5])) + (", ..." if len(outside) > 5 else "")
+        raise NNGraphError(f"layers [{shown}] are outside this model: its layers are 0..{max(available, default=0)}")
+    return chosen
+
+
+def fetch(store, version: str, layers: tuple[int, ...] | None = None) -> VersionGraph:
+    """The version's graph over `layers` (all when None): every neuron, the links between them."""
+    stored = store.read(LAYERS, {"version": version})
+    chosen = check_layers(stored, layers)
     sizes = {row["index"]: row["nodes"] for row in stored}
     first, offset = {}, 0
     for index in chosen:

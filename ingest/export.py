@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from nngraph.errors import NNGraphError
+from nngraph.limits import check_name
 
 from .graph_rows import GraphOptions, channel_layers, channel_link_rows, channel_rows, link_blocks, neuron_columns
 from .metrics import NetworkMetrics
@@ -38,13 +39,19 @@ class Exporter:
     def __init__(self, directory: Path, fmt: str = "csv"):
         if fmt not in FORMATS:
             raise NNGraphError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
-        if directory.exists() and any(directory.iterdir()):
-            raise NNGraphError(f"{directory} is not empty: export into a new or empty directory")
         self.directory, self.format = directory, fmt
         self._created = not directory.exists()
-        directory.mkdir(parents=True, exist_ok=True)
-        self._streams = {"Neuron": _Stream(self._path("Neuron"), NEURON_HEADER, fmt),
-                         "LINK": _Stream(self._path("LINK"), LINK_HEADER, fmt)}
+        self._streams = {}
+        try:
+            if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
+                raise NNGraphError(f"{directory} is not an empty directory: export into a new or empty one")
+            directory.mkdir(parents=True, exist_ok=True)
+            self._streams = {"Neuron": _Stream(self._path("Neuron"), NEURON_HEADER, fmt),
+                             "LINK": _Stream(self._path("LINK"), LINK_HEADER, fmt)}
+        except OSError as exc:
+            self._remove()
+            raise NNGraphError(f"cannot write the export into {directory} ({exc.strerror}): choose a directory "
+                               "you can write (--to)") from None
         self._tables: dict[str, list[dict]] = {name: [] for name in ("Model", "Version", "Layer", "Channel",
                                                                       "HAS_VERSION", "HAS_LAYER", "NEXT",
                                                                       "CHANNEL_LINK")}
@@ -64,6 +71,8 @@ class Exporter:
     def add_version(self, network: Network, metrics: NetworkMetrics, *, model: str, tag: str, uid: str,
                     properties: dict, options: GraphOptions = GraphOptions(), bar=None) -> int:
         """Add one version; returns the number of links written."""
+        check_name(model, "model name")
+        check_name(tag, "version tag")
         if (model, tag) in self._versions:
             raise NNGraphError(f"version {tag!r} of {model!r} is exported twice: give each file its own tag")
         self._versions.add((model, tag))

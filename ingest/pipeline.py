@@ -10,6 +10,7 @@ import secrets
 from pathlib import Path
 
 from nngraph.errors import NNGraphError
+from nngraph.limits import check_int64, check_metric_key
 
 from .edges import EdgePolicy
 from .graph_rows import GraphOptions
@@ -37,19 +38,25 @@ def _step_from_name(path: Path) -> int | None:
 
 
 def version_properties(step=None, epoch=None, metrics=None, source=None, sha256=None) -> dict:
+    """The Version node's properties, checked: metric keys become property names, integers must fit 64 bits."""
     properties = {"step": step, "epoch": epoch, "source": source, "sha256": sha256}
     for key, value in (metrics or {}).items():
-        properties[f"metric_{key}"] = value
+        properties[f"metric_{check_metric_key(key)}"] = value
+    for key, value in properties.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float, str, type(None))):
+            raise NNGraphError(f"{key} {value!r}: expected a number or text")
+        if isinstance(value, int):
+            check_int64(value, "the step (from --step or the file name)" if key == "step" else key)
     return {k: v for k, v in properties.items() if v is not None}
 
 
 def ingest_path(store, path: Path, *, model: str, tag: str | None = None, step: int | None = None,
                 metrics: dict | None = None, edges: EdgePolicy = EdgePolicy(), conv_edges: str = "channel",
                 replace: bool = False, device: str = "auto", load_options: dict | None = None,
-                progress: bool = True) -> IngestResult:
+                progress: bool = True, announce=None) -> IngestResult:
     network, result, properties = _measured(path, step, metrics, device, load_options)
     return write_version(store, network, result, model=model, tag=tag or path.stem, properties=properties,
-                         edges=edges, conv_edges=conv_edges, replace=replace, progress=progress)
+                         edges=edges, conv_edges=conv_edges, replace=replace, progress=progress, announce=announce)
 
 
 def export_path(exporter, path: Path, *, model: str, tag: str | None = None, step: int | None = None,

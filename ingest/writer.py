@@ -4,16 +4,28 @@ The Version node is written first with status 'loading' and no link from its Mod
 layers, neurons and links in UNWIND batches of lists; one last query links it to the
 Model and marks it 'complete' (and, with replace, unlinks the version it replaces).
 Queries reach versions through (:Model)-[:HAS_VERSION]->, so a half-written version is
-never seen; the next ingest of the same (model, tag) deletes what an interrupted one left.
-What becomes of conv layers (--conv-edges channel|pixel) is described in graph_rows.
+never seen. What becomes of conv layers (--conv-edges channel|pixel) is described in graph_rows.
+
+Leftovers are removed only when their writer is provably gone. An unfinished version
+carries its writer (host, pid and the process's start time) and a lease that the writer
+renews from a heartbeat thread (server time, timestamp()). Another ingest of the same
+(model, tag) removes it only once the lease has expired, or at once when the writer ran
+on this host and that process no longer exists; while the writer lives, it waits, saying so.
 """
 
 from __future__ import annotations
 
+import os
 import secrets
+import socket
+import threading
+import time
 from dataclasses import dataclass
 
 import numpy as np
+
+from nngraph.errors import NNGraphError
+from nngraph.limits import check_name
 
 from .edges import EdgePolicy
 from .graph_rows import GraphOptions, channel_layers, channel_link_rows, channel_rows, link_blocks, neuron_columns
@@ -24,15 +36,24 @@ BATCH_ROWS = 10_000  # neuron rows per UNWIND over Bolt
 BATCH_EDGES = 20_000  # link weights per UNWIND over Bolt
 LINK_BLOCK = 1 << 20  # weights selected at a time: bounds the rows held in Python (~100 MB)
 
+LEASE_SECONDS = 60.0  # an unfinished version whose writer stopped renewing is removable after this
+RENEW_EVERY = LEASE_SECONDS / 6
+WAIT_POLL = 0.5
+
 UNFINISHED = """
 MATCH (v:Version {model: $model, tag: $tag})
 WHERE v.status IN ['loading', 'deleting']
-RETURN v.uid AS uid"""
+RETURN v.uid AS uid, v.writer AS writer, coalesce(v.lease_until < timestamp(), true) AS expired"""
+RENEW = """
+MATCH (v:Version {model: $model, tag: $tag, writer: $writer})
+WHERE v.status IN ['loading', 'deleting']
+SET v.lease_until = timestamp() + $lease_ms"""
 EXISTING = """
 MATCH (:Model {name: $model})-[:HAS_VERSION]->(v:Version {tag: $tag})
 RETURN v.uid AS uid"""
 CREATE_VERSION = """
-CREATE (v:Version {uid: $uid, model: $model, tag: $tag, status: 'loading'})
+CREATE (v:Version {uid: $uid, model: $model, tag: $tag, status: 'loading', writer: $writer,
+                   lease_until: timestamp() + $lease_ms})
 SET v += $properties"""
 CREATE_LAYERS = """
 MATCH (v:Version {uid: $version})
@@ -68,7 +89,8 @@ UNWIND range(0, size(r[1]) - 1) AS k
 WITH sources[r[1][k]] AS a, b, r[2][k] AS weight
 CREATE (a)-[:LINK {weight: weight}]->(b)"""
 PUBLISH = """
-MATCH (v:Version {uid: $uid})
+MATCH (v:Version {uid: $uid, writer: $writer})
+WHERE v.status = 'loading'
 MERGE (m:Model {name: $model})
 SET m.publications = coalesce(m.publications, 0) + 1
 WITH m, v
@@ -76,10 +98,14 @@ OPTIONAL MATCH (m)-[old:HAS_VERSION]->(previous:Version {tag: $tag})
 WITH m, v, collect(old) AS olds, collect(previous) AS previous
 WHERE size(olds) = 0 OR $replace
 FOREACH (r IN olds | DELETE r)
-FOREACH (p IN previous | SET p.status = 'deleting')
+FOREACH (p IN previous | SET p.status = 'deleting', p.writer = $writer, p.lease_until = timestamp() + $lease_ms)
 CREATE (m)-[:HAS_VERSION]->(v)
 SET v.status = 'complete'
+REMOVE v.writer, v.lease_until
 RETURN [p IN previous | p.uid] AS replaced"""
+OWNED = """
+MATCH (v:Version {uid: $uid, writer: $writer})
+RETURN v.status AS status"""
 DELETE_BATCH = {
     "links": "MATCH (:Neuron {version: $version})-[r:LINK]->() WITH r LIMIT $limit DELETE r RETURN count(*) AS n",
     "neurons": "MATCH (n:Neuron {version: $version}) WITH n LIMIT $limit DETACH DELETE n RETURN count(*) AS n",
@@ -87,7 +113,7 @@ DELETE_BATCH = {
     "layers": "MATCH (l:Layer {version: $version}) WITH l LIMIT $limit DETACH DELETE l RETURN count(*) AS n",
     "version": "MATCH (v:Version {uid: $version}) DETACH DELETE v RETURN count(*) AS n",
 }
-CYPHER = [UNFINISHED, EXISTING, CREATE_VERSION, CREATE_LAYERS, CREATE_NEXT, CREATE_NEURONS, CREATE_LINKS,
+CYPHER = [UNFINISHED, RENEW, OWNED, EXISTING, CREATE_VERSION, CREATE_LAYERS, CREATE_NEXT, CREATE_NEURONS, CREATE_LINKS,
           CREATE_CHANNELS, CREATE_CHANNEL_LINKS, PUBLISH, *DELETE_BATCH.values()]
 
 
@@ -103,34 +129,118 @@ class IngestResult:
 
 def write_version(store, network: Network, metrics: NetworkMetrics, *, model: str, tag: str,
                   properties: dict | None = None, edges: EdgePolicy = EdgePolicy(), conv_edges: str = "channel",
-                  replace: bool = False, progress: bool = True) -> IngestResult:
+                  replace: bool = False, progress: bool = True, announce=None) -> IngestResult:
     """Store one version; `properties` (step, epoch, metric_* ...) go on its Version node."""
     options = GraphOptions(edges, conv_edges)
+    check_name(model, "model name")
+    check_name(tag, "version tag")
     store.ensure_schema()
-    for stale in store.read(UNFINISHED, {"model": model, "tag": tag}):
-        delete_version(store, stale["uid"])
-    existing = store.read(EXISTING, {"model": model, "tag": tag})
-    if existing and not replace:
-        return IngestResult(model, tag, existing[0]["uid"], "exists")
-    uid = secrets.token_hex(8)
-    store.write(CREATE_VERSION, {"uid": uid, "model": model, "tag": tag, "properties": properties or {}})
-    store.write(CREATE_LAYERS, {"version": uid, "rows": layer_rows(uid, metrics, options)})
-    store.write(CREATE_NEXT, {"rows": [[layer_uid(uid, m.layer.src), layer_uid(uid, m.layer.dst), m.layer.name,
-                                        m.layer.kind, m.edges] for m in metrics.weight_layers]})
-    with _progress_bar(f"{model}/{tag}", metrics, options, progress) as bar:
-        neurons = _write_neurons(store, uid, metrics)
-        links = _write_links(store, uid, network, metrics, options, bar)
-    if options.conv_edges == "channel":
-        _write_channels(store, uid, network, metrics)
-    # one query links the version last; writing the Model node first serialises two publishers of one
-    # model, so of two ingests of the same version exactly one is published (the other is removed)
-    published = store.write(PUBLISH, {"uid": uid, "model": model, "tag": tag, "replace": replace}, retries=5)
-    if not published:
-        delete_version(store, uid)
-        return IngestResult(model, tag, store.read(EXISTING, {"model": model, "tag": tag})[0]["uid"], "exists")
-    for old in published[0]["replaced"]:
-        delete_version(store, old)
+    writer = writer_id()
+    lease = {"model": model, "tag": tag, "writer": writer, "lease_ms": int(LEASE_SECONDS * 1000)}
+    with Heartbeat(store, lease):
+        _clear_leftovers(store, model, tag, writer, announce)
+        existing = store.read(EXISTING, {"model": model, "tag": tag})
+        if existing and not replace:
+            return IngestResult(model, tag, existing[0]["uid"], "exists")
+        uid = secrets.token_hex(8)
+        store.write(CREATE_VERSION, {**lease, "uid": uid, "properties": properties or {}})
+        store.write(CREATE_LAYERS, {"version": uid, "rows": layer_rows(uid, metrics, options)}, retries=5)
+        store.write(CREATE_NEXT, {"rows": [[layer_uid(uid, m.layer.src), layer_uid(uid, m.layer.dst), m.layer.name,
+                                            m.layer.kind, m.edges] for m in metrics.weight_layers]})
+        with _progress_bar(f"{model}/{tag}", metrics, options, progress) as bar:
+            neurons = _write_neurons(store, uid, metrics)
+            links = _write_links(store, uid, network, metrics, options, bar)
+        if options.conv_edges == "channel":
+            _write_channels(store, uid, network, metrics)
+        # one query links the version last; writing the Model node first serialises two publishers of one
+        # model, so of two ingests of the same version exactly one is published (the other is removed)
+        published = store.write(PUBLISH, {**lease, "uid": uid, "replace": replace}, retries=5)
+        if not published:
+            if not store.read(OWNED, {"uid": uid, "writer": writer}):
+                raise NNGraphError(f"{model} {tag}: this ingest's unfinished version was removed by another "
+                                   f"command (its lease of {LEASE_SECONDS:.0f} s ran out); run it again")
+            delete_version(store, uid)
+            return IngestResult(model, tag, store.read(EXISTING, {"model": model, "tag": tag})[0]["uid"], "exists")
+        for old in published[0]["replaced"]:
+            delete_version(store, old)
     return IngestResult(model, tag, uid, "replaced" if published[0]["replaced"] else "stored", neurons, links)
+
+
+def _clear_leftovers(store, model: str, tag: str, writer: str, announce) -> None:
+    """Remove unfinished versions of (model, tag) whose writers are gone; wait for live ones."""
+    waited = False
+    while True:
+        live = []
+        for stale in store.read(UNFINISHED, {"model": model, "tag": tag}):
+            if stale["writer"] != writer and (stale["expired"] or writer_gone(stale["writer"])):
+                delete_version(store, stale["uid"])
+            elif stale["writer"] != writer:
+                live.append(stale["writer"])
+        if not live:
+            return
+        if not waited and announce:
+            announce(f"{model} {tag}: another ingest of this version is under way ({live[0]}); waiting for it")
+        waited = True
+        time.sleep(WAIT_POLL)
+
+
+_ACTIVE = set()  # this process's writers still at work (a process may write from several threads)
+
+
+def writer_id() -> str:
+    """host:pid:process start time:call token: enough to tell, on this host, that a writer is gone."""
+    return f"{socket.gethostname()}:{os.getpid()}:{_start_time(os.getpid())}:{secrets.token_hex(4)}"
+
+
+def writer_gone(writer: str | None) -> bool:
+    """True only when the writer provably no longer runs: on this host, its process is gone (or the pid
+    now belongs to a process started at another time), or it is this process and the call has ended.
+    A writer on another host is waited for until its lease runs out."""
+    try:
+        host, pid, started, _ = (writer or "").rsplit(":", 3)
+        pid = int(pid)
+    except ValueError:
+        return False
+    if host != socket.gethostname():
+        return False
+    if pid == os.getpid() and started == _start_time(pid):
+        return writer not in _ACTIVE
+    return _start_time(pid) != started
+
+
+def _start_time(pid: int) -> str:
+    """The process's start time in clock ticks since boot (/proc/PID/stat field 22); '' if none."""
+    try:
+        stat = open(f"/proc/{pid}/stat").read()
+    except OSError:
+        return ""
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+class Heartbeat:
+    """Renews this writer's lease on its unfinished versions until the with-block ends."""
+
+    def __init__(self, store, lease: dict):
+        self._store, self._lease = store, lease
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="nngraph-lease", daemon=True)
+
+    def __enter__(self):
+        _ACTIVE.add(self._lease["writer"])
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        _ACTIVE.discard(self._lease["writer"])
+
+    def _run(self):
+        while not self._stop.wait(RENEW_EVERY):
+            try:
+                self._store.write(RENEW, self._lease)
+            except NNGraphError:
+                pass  # a missed renewal is harmless while the lease runs; the next one tries again
 
 
 def delete_version(store, uid: str) -> None:

@@ -171,17 +171,21 @@ def _key_values(pairs, what):
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise click.BadParameter(f"{pair!r}: expected key=value", param_hint=what)
-        values[key] = _number_or_text(value)
+        values[key] = _number_or_text(value, f"{what} {key}")
     return values
 
 
-def _number_or_text(value: str):
-    for convert in (int, float):
-        try:
-            return convert(value)
-        except ValueError:
-            pass
-    return value
+def _number_or_text(value: str, what: str):
+    from nngraph.limits import check_int64
+
+    try:
+        return check_int64(int(value), what)
+    except ValueError:
+        pass
+    try:
+        return float(value)
+    except ValueError:
+        return value
 
 
 SERVER = click.option("--server", "kind", type=click.Choice(["arcadedb", "neo4j"]),
@@ -255,7 +259,8 @@ def ingest(paths, model, tag, step, metric_pairs, edge_policy, conv_edges, repla
         for file, file_step in files:
             result = ingest_path(store, file, model=model, tag=tag, step=step if step is not None else file_step,
                                  metrics=metrics, edges=policy, conv_edges=conv_edges, replace=replace,
-                                 device=device, load_options=load_options)
+                                 device=device, load_options=load_options,
+                                 announce=lambda message: click.echo(message, err=True))
             if result.status == "exists":
                 click.echo(f"{model} {result.tag}: already stored (pass --replace to overwrite)")
             else:
@@ -302,17 +307,26 @@ def export(paths, model, tag, step, metric_pairs, edge_policy, conv_edges, direc
     click.echo(command)
 
 
+MAX_LAYERS = 100_000  # checked before a range is built: --layers 0:99999999999 must not fill memory
+
+
 def _layers(ctx, param, value):
-    """--layers 1:3 (inclusive) or 1,2,4."""
+    """--layers 1:3 (inclusive) or 1,2,4; checked against the stored layers before anything runs."""
     if value is None:
         return None
     try:
         if ":" in value:
             first, last = (int(part) for part in value.split(":"))
-            return tuple(range(first, last + 1))
-        return tuple(int(part) for part in value.split(","))
+            chosen = (first, last) if 0 <= first <= last < MAX_LAYERS else None
+            chosen = chosen and tuple(range(first, last + 1))
+        else:
+            chosen = tuple(int(part) for part in value.split(","))
+            chosen = chosen if all(0 <= index < MAX_LAYERS for index in chosen) else None
     except ValueError:
         raise click.BadParameter("expected FIRST:LAST (inclusive) or a list like 1,2,4") from None
+    if not chosen:
+        raise click.BadParameter(f"layer indices run from 0 (the input) upward, FIRST <= LAST, below {MAX_LAYERS:,}")
+    return chosen
 
 
 @cli.command()
@@ -330,8 +344,10 @@ def _layers(ctx, param, value):
               show_default=True, help="Sign policy for link weights (signed: strength only).")
 @click.option("--orientation", type=click.Choice(["natural", "reverse", "undirected"]),
               help="Link direction (default: natural for centrality, undirected for communities).")
-@click.option("--seed", type=int, help="Random seed (betweenness sampling, Louvain, Leiden, label propagation).")
-@click.option("--samples", type=int, help="Betweenness from this many sampled source nodes (default: exact).")
+@click.option("--seed", type=click.IntRange(0, 2 ** 31 - 1),
+              help="Random seed (betweenness sampling, Louvain, Leiden, label propagation).")
+@click.option("--samples", type=click.IntRange(1, 2 ** 31 - 1),
+              help="Betweenness from this many sampled source nodes (default: exact); at most the neurons.")
 @FORMAT
 @connection_options
 def analyze(family, model, tags, all_versions, algorithms, engine, layers, weights, orientation, seed, samples, fmt,
@@ -478,7 +494,8 @@ def versions(model, fmt, uri, user, password, database):
 @click.argument("cypher", required=False)
 @click.option("-p", "--param", "param_pairs", multiple=True, metavar="KEY=VALUE",
               help="A query parameter, passed as a parameter (repeatable); numbers are converted.")
-@click.option("--file", "query_file", type=click.File("r"), help="Read the query from a file.")
+@click.option("--file", "query_file", type=click.Path(dir_okay=False, path_type=str),
+              help="Read the query from a file (UTF-8 text).")
 @click.option("--name", "canned_name", help="Run the canned query of this name (see --list).")
 @click.option("--list", "list_canned", is_flag=True, help="List the canned queries and their parameters.")
 @click.option("--write", is_flag=True, help="Allow the query to change the database.")
@@ -495,7 +512,7 @@ def query(cypher, param_pairs, query_file, canned_name, list_canned, write, fmt,
         return
     if sum(map(bool, (cypher, query_file, canned_name))) != 1:
         raise click.UsageError("give one query: as an argument, with --file, or with --name")
-    text = queries.canned_text(canned_name) if canned_name else cypher or query_file.read()
+    text = queries.canned_text(canned_name) if canned_name else cypher or queries.read_query_file(query_file)
     parameters = _key_values(param_pairs, "--param")
     with open_store(uri, user, password, database) as store:
         rows = store.write(text, parameters) if write else store.read(text, parameters)

@@ -25,7 +25,7 @@ TOKENS = re.compile(r"""
 
 # clauses that write data or schema, read files or URLs, switch database or administer the server
 WRITING = set("""DELETE DETACH SET REMOVE DROP LOAD FOREACH ALTER RENAME GRANT DENY REVOKE START STOP TERMINATE
-    ENABLE DEALLOCATE REALLOCATE USE TRANSACTIONS IMPORT INSERT UPDATE UPSERT TRUNCATE CREATE MERGE""".split())
+    ENABLE DEALLOCATE REALLOCATE USE IMPORT INSERT UPDATE UPSERT TRUNCATE CREATE MERGE""".split())
 # procedures a read may call: schema introspection, and GDS's in-memory algorithms (never .write or .export)
 READ_PROCEDURES = re.compile(r"(db\.(labels|relationshipTypes|propertyKeys|schema\.\w+)|dbms\.components"
                              r"|gds\.(?!.*\.(write\w*|export\w*)(\.|$))[\w.]+)", re.I)
@@ -40,6 +40,8 @@ def check_read_only(query: str) -> None:
         upper = word.upper()
         if upper in WRITING:
             raise _refusal(upper)
+        if upper == "TRANSACTIONS" and before.upper() == "IN":  # CALL { ... } IN TRANSACTIONS commits batches
+            raise _refusal("IN TRANSACTIONS")
         if word.lower() == "call" and after != "{":
             name = _dotted_name(words, position + 1)
             if not READ_PROCEDURES.fullmatch(name):

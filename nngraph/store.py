@@ -22,6 +22,7 @@ from nngraph.limits import query_timeout
 from nngraph.readonly import check_read_only
 
 CONNECT_TIMEOUT = 10.0
+BOLT_SCHEMES = ("bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s", "neo4j+ssc")
 LOW_DISK = 64 * 1024 * 1024  # bytes free under which a refused write is put down to a full disk
 CONNECTIVITY_CHECK = "RETURN 1 AS ok"
 CYPHER = [CONNECTIVITY_CHECK]  # every Cypher text this module sends (checked by tests/test_cypher_lint.py)
@@ -54,11 +55,14 @@ class Store:
             where, home = f"{server.label} ({server.directory})", server.directory
         else:
             uri, database = connection.uri, connection.database
+            if uri.split("://")[0].lower() not in BOLT_SCHEMES:
+                raise NNGraphError(f"{uri!r} is not a Bolt URI: nngraph talks Bolt, as bolt://host:7687 or "
+                                   "neo4j://host:7687 (+s or +ssc for TLS); HTTP is not supported")
             auth = (connection.user or "neo4j", connection.password or "")
             where, home = uri, None
         try:
             driver = neo4j.GraphDatabase.driver(uri, auth=auth, connection_timeout=CONNECT_TIMEOUT,
-                                                max_transaction_retry_time=0)
+                                                max_transaction_retry_time=0, notifications_min_severity="OFF")
         except (ValueError, neo4j.exceptions.ConfigurationError) as exc:
             raise NNGraphError(f"{uri!r} is not a usable database URI ({exc}); "
                                "expected bolt://host:7687 or neo4j://host:7687") from None
@@ -91,30 +95,25 @@ class Store:
     def read(self, query: str, parameters: dict | None = None) -> list[dict]:
         """Run a query that must not write (checked before it is sent, and by the server in READ mode);
         its transaction is rolled back, so a write that slips past both is undone."""
-        import neo4j
-
         check_read_only(query)
-        with self._errors(), self._session(neo4j.READ_ACCESS) as session:
-            transaction = session.begin_transaction(timeout=self.timeout)
-            try:
-                result = transaction.run(query, parameters or {})
-                records = [record.data() for record in result]
-                if result.consume().counters.contains_updates:
-                    raise NNGraphError("this query writes to the database; nothing was changed. "
-                                       "Pass --write if that is what you want")
-            finally:
-                if not transaction.closed():
-                    transaction.rollback()
+        with self._transaction("READ") as transaction:
+            result = transaction.run(query, parameters or {})
+            records = [record.data() for record in result]
+            if result.consume().counters.contains_updates:
+                raise NNGraphError("this query writes to the database; nothing was changed. "
+                                   "Pass --write if that is what you want")
         return records
 
     def write(self, query: str, parameters: dict | None = None, retries: int = 0) -> list[dict]:
-        """Run one query in its own committed transaction. `retries`: for a query that is safe to
-        run again, how often to retry when the server refuses it for a conflict with a concurrent
-        writer (a key another transaction just took, a concurrent modification)."""
+        """Run one query in its own committed transaction. `retries`: how often to run it again when
+        the server refuses it for a conflict with a concurrent writer (a key another transaction just
+        took, a concurrent modification); a refused transaction was rolled back, so that is safe."""
         for attempt in range(retries + 1):
             try:
-                with self._errors(), self._session() as session:
-                    return session.execute_write(self._unit(lambda tx: [r.data() for r in tx.run(query, parameters or {})]))
+                with self._transaction() as transaction:
+                    records = [r.data() for r in transaction.run(query, parameters or {})]
+                    transaction.commit()
+                    return records
             except QueryRefused:
                 if attempt == retries:
                     raise
@@ -123,25 +122,30 @@ class Store:
     @contextmanager
     def transaction(self):
         """Several writes that commit together or not at all: yields a run(query, params) function."""
-        with self._errors(), self._session() as session:
-            transaction = session.begin_transaction(timeout=self.timeout)
-            try:
-                yield lambda query, parameters=None: [r.data() for r in transaction.run(query, parameters or {})]
-                transaction.commit()
-            finally:
-                if not transaction.closed():
-                    transaction.rollback()
+        with self._transaction() as transaction:
+            yield lambda query, parameters=None: [r.data() for r in transaction.run(query, parameters or {})]
+            transaction.commit()
 
-    def _session(self, mode: str = "WRITE"):
-        options = {"default_access_mode": mode}
-        if self.database:
-            options["database"] = self.database
-        return self._driver.session(**options)
+    @contextmanager
+    def _transaction(self, mode: str = "WRITE"):
+        """A transaction under the query timeout, rolled back unless committed. Ctrl-C leaves at once:
+        the driver is closed rather than wait for a rollback the server answers only when the query
+        ends; the server sees the connection go and abandons the transaction."""
+        with self._errors():
+            options = {"default_access_mode": mode, **({"database": self.database} if self.database else {})}
+            with self._driver.session(**options) as session:
+                transaction = session.begin_transaction(timeout=self.timeout)
+                try:
+                    yield transaction
+                except KeyboardInterrupt:
+                    self._driver.close()
+                    raise
+                finally:
+                    if not transaction.closed() and not self._driver_closed():
+                        transaction.rollback()
 
-    def _unit(self, work):
-        import neo4j
-
-        return neo4j.unit_of_work(timeout=self.timeout)(work)
+    def _driver_closed(self) -> bool:
+        return getattr(self._driver, "_closed", False)
 
     @contextmanager
     def _errors(self):
@@ -149,11 +153,6 @@ class Store:
 
         try:
             yield
-        except KeyboardInterrupt:
-            # drop the connections rather than wait for a polite rollback: the server sees the
-            # connection close and abandons the transaction (and its timeout bounds it regardless)
-            self._driver.close()
-            raise
         except errors.AuthError:
             raise NNGraphError(f"{self.where} refused the user name or password: check --user/--password "
                                "or NEO4J_USERNAME/NEO4J_PASSWORD") from None
@@ -171,9 +170,10 @@ class Store:
                 raise NNGraphError("this query writes to the database and runs read-only: nothing was changed. "
                                    "Pass --write if that is what you want") from None
             if "TimedOut" in code or "Terminated" in code or "timeout" in message.lower():
-                raise NNGraphError(f"the query ran past the timeout of {self.timeout:g} s and was stopped; "
-                                   "nothing it did was kept. Give it longer with NNGRAPH_QUERY_TIMEOUT or "
-                                   "--timeout (seconds), or ask for less") from None
+                raise NNGraphError(f"the query ran past its time limit and was stopped; nothing it did was kept. "
+                                   f"The limit is NNGRAPH_QUERY_TIMEOUT (now {self.timeout:g} s; a managed server "
+                                   "keeps the value it started with until `nngraph db stop`): raise it, or ask for "
+                                   "less") from None
             raise QueryRefused(f"the database refused the query: {_one_line(exc.message or exc)}"
                                f"{self._disk_hint()}") from None
         except errors.DriverError as exc:

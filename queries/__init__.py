@@ -45,3 +45,26 @@ def canned_text(name: str) -> str:
     if name not in queries:
         raise NNGraphError(f"no canned query {name!r}; `nngraph query --list` lists them: {', '.join(queries)}")
     return queries[name]["text"]
+
+
+MAX_QUERY_FILE = 1 << 20  # a Cypher query is text; a bigger file is a mistake
+
+
+def read_query_file(path: str) -> str:
+    """A user's query file: a regular file of UTF-8 text, at most 1 MiB (never a FIFO or device)."""
+    import stat
+    from pathlib import Path
+
+    from nngraph.errors import NNGraphError
+
+    try:
+        info = Path(path).stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise NNGraphError(f"{path}: not a regular file; give a file holding a Cypher query")
+        if info.st_size > MAX_QUERY_FILE:
+            raise NNGraphError(f"{path}: {info.st_size:,} bytes is not a Cypher query (at most 1 MiB)")
+        return Path(path).read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise NNGraphError(f"{path}: not UTF-8 text (byte {exc.start}); give a file holding a Cypher query") from None
+    except OSError as exc:
+        raise NNGraphError(f"{path}: cannot read it ({exc.strerror})") from None

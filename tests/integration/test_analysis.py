@@ -47,15 +47,19 @@ def stored(store, version_uid, prop):
     return np.array([row["value"] for row in rows], dtype=float)
 
 
-def test_analyze_every_version_then_rank_neurons_with_cypher(cli_env, store, checkpoints, model_name):
+ENGINE = {"arcadedb": "local", "neo4j": "gds", "external": "gds"}  # what `--engine auto` picks on each
+
+
+def test_analyze_every_version_then_rank_neurons_with_cypher(cli_env, target, store, checkpoints, model_name):
     assert run(cli_env, "ingest", checkpoints[0].parent, "--model", model_name).exit_code == 0
     done = run(cli_env, "analyze", "centrality", "--model", model_name, "--all-versions",
                "--algorithm", "pagerank", "--algorithm", "betweenness", "--format", "json")
     assert done.exit_code == 0, done.output
-    assert "engine: local" in done.output
+    assert f"engine: {ENGINE[target]}" in done.output
     versions = select_versions(store, model_name, all_versions=True)
+    tolerance = 1e-9 if ENGINE[target] == "local" else 1e-6  # GDS stops at its tolerance of 1e-7
     for version, path in zip(versions, checkpoints):
-        np.testing.assert_allclose(stored(store, version["uid"], "pagerank"), expected_pagerank(path), rtol=1e-9)
+        np.testing.assert_allclose(stored(store, version["uid"], "pagerank"), expected_pagerank(path), rtol=tolerance)
     ranked = run(cli_env, "query", "MATCH (:Model {name: $m})-[:HAS_VERSION]->(v:Version {tag: 'mlp-epoch2'}) "
                  "MATCH (n:Neuron {version: v.uid}) RETURN n.layer AS layer, n.index AS i, n.pagerank AS pr "
                  "ORDER BY pr DESC LIMIT 3", "-p", f"m={model_name}", "--format", "json")
@@ -99,7 +103,6 @@ def test_the_gds_path_writes_what_the_local_engine_writes(store, checkpoints, mo
     (["--model", "no-such-model"], "no model 'no-such-model'"),
     (["--model", "{model}", "--version", "nope"], "has no version 'nope'"),
     (["--model", "{model}", "--layers", "2:9"], "outside this model"),
-    (["--model", "{model}", "--engine", "gds"], "no Graph Data Science"),
     (["--model", "{model}", "--algorithm", "louvain"], "not a centrality algorithm"),
 ])
 def test_bad_input_is_one_clear_line_and_changes_nothing(cli_env, store, checkpoints, model_name, args, message):
@@ -108,6 +111,20 @@ def test_bad_input_is_one_clear_line_and_changes_nothing(cli_env, store, checkpo
     assert done.exit_code != 0 and message in done.output, done.output
     [version] = select_versions(store, model_name)
     assert np.isnan(stored(store, version["uid"], "pagerank")).all()
+
+
+def test_engine_gds_runs_where_the_server_has_gds_and_says_so_where_not(cli_env, target, store, checkpoints,
+                                                                        model_name):
+    assert run(cli_env, "ingest", checkpoints[0], "--model", model_name, "--version", "v").exit_code == 0
+    done = run(cli_env, "analyze", "centrality", "--model", model_name, "--engine", "gds")
+    [version] = select_versions(store, model_name)
+    if ENGINE[target] == "gds":
+        assert done.exit_code == 0, done.output
+        np.testing.assert_allclose(stored(store, version["uid"], "pagerank"), expected_pagerank(checkpoints[0]),
+                                   rtol=1e-6)
+    else:
+        assert done.exit_code == 1 and "no Graph Data Science" in done.output, done.output
+        assert np.isnan(stored(store, version["uid"], "pagerank")).all()
 
 
 def test_a_version_without_links_says_how_to_ingest_them(cli_env, store, checkpoints, model_name):

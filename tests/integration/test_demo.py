@@ -56,7 +56,7 @@ def test_the_tutorial_queries_answer_on_demo_data(cli_env, tmp_path, monkeypatch
     assert done.exit_code == 0, done.output
     model = f"tutorial-mlp-{tmp_path.name}"
     queries = {
-        "strongest-paths": {"model": model, "version": "s0-x1-e01", "input": 36, "output": 3, "limit": 5},
+        "strongest-paths-through": {"model": model, "version": "s0-x1-e01", "layer": 1, "neuron": 3, "limit": 5},
         "strength-growth": {"model": model, "before": "s0-x1-e00", "after": "s0-x1-e01", "limit": 5},
         "last-layer-communities": {"model": model, "version": "s0-x1-e01"},
     }
@@ -66,8 +66,9 @@ def test_the_tutorial_queries_answer_on_demo_data(cli_env, tmp_path, monkeypatch
                      *[item for key, value in parameters.items() for item in ("-p", f"{key}={value}")])
         assert answer.exit_code == 0, answer.output
         answers[name] = json.loads(answer.output)
-    paths = answers["strongest-paths"]
-    assert len(paths) == 5 and all(p["neurons"][0] == "0:36" and p["neurons"][-1] == "3:3" for p in paths)
+    paths = answers["strongest-paths-through"]
+    assert len(paths) == 5 and all(p["neurons"][1] == "1:3" and p["neurons"][0].startswith("0:")
+                                   and p["neurons"][2].startswith("2:") for p in paths)
     assert [abs(p["product"]) for p in paths] == sorted((abs(p["product"]) for p in paths), reverse=True)
     growth = [row["growth"] for row in answers["strength-growth"]]
     assert len(growth) == 5 and growth == sorted(growth, reverse=True)
