@@ -59,12 +59,15 @@ CALLS = {
 
 
 def available(store) -> bool:
-    """Whether the server answers `RETURN gds.version()`."""
-    try:
-        store.read(VERSION_CHECK)
-    except NNGraphError:
-        return False
-    return True
+    """Whether the server answers `RETURN gds.version()`; asked once per store (a server without
+    GDS logs a stack trace for every unknown-function error)."""
+    if "gds" not in store.facts:
+        try:
+            store.read(VERSION_CHECK)
+            store.facts["gds"] = True
+        except NNGraphError:
+            store.facts["gds"] = False
+    return store.facts["gds"]
 
 
 def client(runner):

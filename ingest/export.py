@@ -25,6 +25,16 @@ from .network import Network
 from .writer import layer_rows, layer_uid
 
 FORMATS = ("csv", "parquet")
+# the array properties of Layer nodes, imported from Parquet as delimited strings: made arrays again
+PARQUET_ARRAYS = """
+MATCH (l:Layer)
+WHERE l.shape IS :: STRING OR l.w_hist_edges IS :: STRING OR l.w_hist_counts IS :: STRING
+SET l.shape = CASE WHEN l.shape IS :: STRING THEN [x IN split(l.shape, ';') | toInteger(x)] ELSE l.shape END,
+    l.w_hist_edges = CASE WHEN l.w_hist_edges IS :: STRING
+                     THEN [x IN split(l.w_hist_edges, ';') | toFloat(x)] ELSE l.w_hist_edges END,
+    l.w_hist_counts = CASE WHEN l.w_hist_counts IS :: STRING
+                      THEN [x IN split(l.w_hist_counts, ';') | toInteger(x)] ELSE l.w_hist_counts END"""
+CYPHER = [PARQUET_ARRAYS]
 ARRAY_DELIMITER = ";"
 NEURON_HEADER = [":ID(Neuron)", "uid", "version", "layer:int", "index:int", "s_in:double", "s_out:double",
                  "strength:double", "bias:double", "channel:int", "row:int", "col:int"]
@@ -131,21 +141,13 @@ class Exporter:
                 _Stream.from_rows(self._path(name), rows, self.format)
         for stream in self._streams.values():
             stream.close()
-        arguments = ["neo4j-admin", "database", "import", "full", database, "--overwrite-destination",
-                     f"--input-type={self.format}", f"--array-delimiter={ARRAY_DELIMITER}"]
-        for group in NODE_GROUPS + RELATIONSHIP_GROUPS:
-            if group in self._tables and not self._tables[group]:
-                continue
-            kind = "nodes" if group in NODE_GROUPS else "relationships"
-            arguments.append(f"--{kind}={group}={','.join(str(p) for p in self._files(group))}")
-        return shlex.join(arguments)
+        return shlex.join(["neo4j-admin", *import_arguments(self.directory, database)])
 
     def _path(self, group: str) -> Path:
         return self.directory / f"{group}.{self.format}"
 
     def _files(self, group: str) -> list[Path]:
-        data = self._path(group).resolve()
-        return [data.with_suffix(".header.csv"), data] if self.format == "csv" else [data]
+        return _group_files(self.directory, group, self.format)
 
     def _remove(self) -> None:
         for stream in self._streams.values():
@@ -156,6 +158,28 @@ class Exporter:
             for group in NODE_GROUPS + RELATIONSHIP_GROUPS:
                 for path in self._files(group):
                     path.unlink(missing_ok=True)
+
+
+def _group_files(directory: Path, group: str, fmt: str) -> list[Path]:
+    data = (directory / f"{group}.{fmt}").resolve()
+    return [data.with_suffix(".header.csv"), data] if fmt == "csv" else [data]
+
+
+def import_arguments(directory: Path, database: str = "neo4j") -> list[str]:
+    """The neo4j-admin arguments (after `neo4j-admin`) that load an export directory into `database`."""
+    formats = [fmt for fmt in FORMATS if (directory / f"Neuron.{fmt}").is_file()]
+    if not formats:
+        raise NNGraphError(f"{directory} holds no nngraph export (no Neuron.csv or Neuron.parquet): write one "
+                           "with `nngraph export ... --to DIR`")
+    fmt = formats[0]
+    arguments = ["database", "import", "full", database, "--overwrite-destination", f"--input-type={fmt}",
+                 f"--array-delimiter={ARRAY_DELIMITER}"]
+    for group in NODE_GROUPS + RELATIONSHIP_GROUPS:
+        files = _group_files(directory, group, fmt)
+        if files[-1].is_file():  # a group with no rows (Channel without conv layers) was not written
+            kind = "nodes" if group in NODE_GROUPS else "relationships"
+            arguments.append(f"--{kind}={group}={','.join(str(p) for p in files)}")
+    return arguments
 
 
 class _Stream:
@@ -180,9 +204,9 @@ class _Stream:
 
         names = list(dict.fromkeys(key for row in rows for key in row))
         columns = {name: [row.get(name) for row in rows] for name in names}
-        header = [_typed(name, values) for name, values in columns.items()]
+        header = [_typed(name, values, fmt) for name, values in columns.items()]
         stream = cls(path, header, fmt)
-        table = pa.table({typed: _column(values, fmt) for typed, values in zip(header, columns.values())})
+        table = pa.table({typed: _column(values) for typed, values in zip(header, columns.values())})
         stream._write(table)
         stream.close()
 
@@ -217,12 +241,16 @@ def _arrow_type(field: str):
     return pa.float64() if kind == "double" else pa.string()
 
 
-def _typed(name: str, values: list) -> str:
-    """A neo4j-admin header field: name:type from the Python values (str needs no type)."""
+def _typed(name: str, values: list, fmt: str) -> str:
+    """A neo4j-admin header field: name:type from the Python values (str needs no type). Arrays in
+    Parquet stay untyped strings: neo4j-admin 5.26 imports no Parquet list column (nor a typed
+    string), so `nngraph db import` turns them into arrays after the import (PARQUET_ARRAYS)."""
     if ":" in name:
         return name
     sample = next((v for v in values if v is not None), None)
     if isinstance(sample, (list, tuple)):
+        if fmt == "parquet":
+            return name
         inner = next((x for v in values if v for x in v), 0.0)
         return f"{name}:{_scalar_type(inner)}[]"
     return name if isinstance(sample, str) or sample is None else f"{name}:{_scalar_type(sample)}"
@@ -236,10 +264,12 @@ def _scalar_type(value) -> str:
     return "double"
 
 
-def _column(values: list, fmt: str):
+def _column(values: list):
     import pyarrow as pa
 
-    if fmt == "csv" and any(isinstance(v, (list, tuple)) for v in values):  # CSV arrays: delimited strings
+    # arrays as delimited strings in both formats: neo4j-admin 5.26 refuses Parquet list columns
+    # ("[Ljava.lang.Object; is not a supported property value"), and parses these by the header's type
+    if any(isinstance(v, (list, tuple)) for v in values):
         return pa.array([None if v is None else ARRAY_DELIMITER.join(map(str, v)) for v in values])
     return pa.array(values)
 

@@ -235,6 +235,35 @@ def db_status(kind):
                else f"not running: {server.label}; data in {server.directory}")
 
 
+@db.command("import")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=str))
+@click.option("--yes", is_flag=True, help="Do not ask: the import replaces everything the managed Neo4j stores.")
+def db_import(directory, yes):
+    """Load an `nngraph export` directory into the managed Neo4j (the bulk path).
+
+    neo4j-admin's full import builds a new database from the files at millions of links a
+    second; in Neo4j Community it replaces the one database, so everything stored before is
+    gone (a failed import changes nothing). The server is stopped for it and started again
+    after; the schema is created.
+    """
+    from nngraph import queries
+    from nngraph.config import resolve_connection
+    from nngraph.ingest.export import PARQUET_ARRAYS
+    from nngraph.neo4j_server import Neo4jServer
+    from nngraph.output import render
+    from nngraph.store import Store
+
+    server = Neo4jServer()
+    if not yes:
+        click.confirm(f"This replaces everything stored in {server.label} ({server.directory}). Go on?", abort=True)
+    announce = lambda message: click.echo(message, err=True)  # noqa: E731
+    server.import_export(directory, announce)
+    with Store.open(resolve_connection(), announce, server=server) as store:
+        store.ensure_schema()
+        store.write(PARQUET_ARRAYS)
+        click.echo(render(store.read(queries.load("models")), "table"))
+
+
 @cli.command()
 @version_options
 @click.option("--replace", is_flag=True, help="Overwrite a version that is already stored.")

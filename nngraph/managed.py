@@ -128,8 +128,9 @@ class ManagedServer:
     label = "the local database"
     ready_line = b""  # what the server writes to its log once it takes queries
 
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, home: Path | None = None):
         self.directory = Path(directory).absolute()
+        self.home = Path(home).absolute() if home else self.directory  # NNGRAPH_HOME, kept private too
         self.state_file = self.directory / "server.json"
         self.password_file = self.directory / "password"
         self.log_file = self.directory / "server.log"
@@ -166,6 +167,7 @@ class ManagedServer:
         info = self.status()
         if info:
             return info
+        private_directory(self.home)
         private_directory(self.directory)
         with self._starting():
             info = self.status()  # another command may have started it while we waited

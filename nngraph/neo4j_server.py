@@ -25,12 +25,13 @@ from pathlib import Path
 
 from nngraph.errors import NNGraphError
 from nngraph.limits import query_timeout
-from nngraph.managed import ManagedServer, nngraph_home
+from nngraph.managed import ManagedServer, make_private, nngraph_home, private_directory
 
 NEO4J_VERSION = "5.26.9"
 GDS_VERSION = "2.13.9"
 JAVA_VERSIONS = (17, 21)
 MAIN_CLASS = "org.neo4j.server.CommunityEntryPoint"
+STAGING = "nngraph-import"  # the database a bulk import builds before it replaces `neo4j`
 ADMIN_CLASS = "org.neo4j.cli.AdminTool"
 # the stock JVM flags the tarball's neo4j.conf carries (the Maven artifacts ship no conf)
 JVM_FLAGS = ["-XX:+UseG1GC", "-XX:-OmitStackTraceInFastThrow", "-XX:+AlwaysPreTouch",
@@ -48,7 +49,8 @@ class Neo4jServer(ManagedServer):
     user, database = "neo4j", "neo4j"
 
     def __init__(self, home: Path | None = None):
-        super().__init__((Path(home) if home else nngraph_home()) / "neo4j")
+        home = Path(home) if home else nngraph_home()
+        super().__init__(home / "neo4j", home)
         self.dist = self.directory / f"dist-{NEO4J_VERSION}-gds-{GDS_VERSION}"
         self.conf_dir = self.directory / "conf"
         self.data_dir = self.directory / "data"
@@ -118,9 +120,47 @@ class Neo4jServer(ManagedServer):
                 self._environment())
 
     # --- the rest ------------------------------------------------------------------------------
-    def admin(self, *arguments: str) -> subprocess.CompletedProcess:
-        """neo4j-admin from the same jars (the server must be stopped for imports)."""
-        return self._admin(java_command(), *arguments)
+    def import_export(self, directory: Path, announce=None) -> None:
+        """Load an `nngraph export` directory with neo4j-admin's full import. Community Edition has one
+        database, which a full import replaces; so the import builds a staging database beside it,
+        and only a finished import is swapped in (a failed one leaves the stored data as it was).
+        The server is stopped for it; the next command starts it again."""
+        from nngraph.ingest.export import import_arguments
+
+        arguments = import_arguments(Path(directory).absolute(), STAGING)
+        java = java_command()
+        private_directory(self.directory)
+        with self._starting():
+            pid = self._running_pid()
+            if pid is not None:
+                if announce:
+                    announce(f"stopping {self.label} for the import ...")
+                self._terminate(pid)
+            self.prepare(announce)
+            self._remove_staging()
+            if announce:
+                announce(f"importing {directory} with neo4j-admin ...")
+            try:
+                done = self._admin(java, *arguments)
+            except NNGraphError:
+                self._remove_staging()
+                raise
+            for kind in ("databases", "transactions"):  # swap the finished import in
+                stored, staged = self.data_dir / kind / self.database, self.data_dir / kind / STAGING
+                replaced = stored.with_name(f"{self.database}.replaced")
+                shutil.rmtree(replaced, ignore_errors=True)
+                if stored.exists():
+                    stored.rename(replaced)
+                staged.rename(stored)
+                shutil.rmtree(replaced, ignore_errors=True)
+            make_private(self.directory)
+        if announce:
+            summary = [line.strip() for line in done.stdout.splitlines() if "IMPORT DONE" in line]
+            announce(" ".join(summary) or "import done")
+
+    def _remove_staging(self) -> None:
+        for kind in ("databases", "transactions"):
+            shutil.rmtree(self.data_dir / kind / STAGING, ignore_errors=True)
 
     def memory(self) -> tuple[str, str]:
         """(heap, page cache): a quarter of the memory each, within bounds; overridable."""
@@ -137,8 +177,8 @@ class Neo4jServer(ManagedServer):
         done = subprocess.run([java, "-cp", classpath, *JVM_FLAGS, ADMIN_CLASS, *arguments], capture_output=True,
                               text=True, env={**os.environ, **self._environment()}, cwd=self.directory, umask=0o077)
         if done.returncode != 0:
-            raise NNGraphError(f"neo4j-admin {arguments[0]} {arguments[1] if len(arguments) > 1 else ''} failed: "
-                               f"{_last_line(done.stderr or done.stdout)}")
+            said = [line for line in (done.stderr + done.stdout).splitlines() if "--verbose" not in line]
+            raise NNGraphError(f"neo4j-admin {' '.join(arguments[:2])} failed: {_last_line(chr(10).join(said))}")
         return done
 
     def _environment(self) -> dict:

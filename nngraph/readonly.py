@@ -35,8 +35,8 @@ def check_read_only(query: str) -> None:
     """Raise NNGraphError naming the first clause or procedure that is not a pure read."""
     words = _words(query)
     for position, (word, before, after) in enumerate(words):
-        if before in (".", ":", "$") or after == ":":
-            continue  # a property, label, parameter or map key that happens to spell a keyword
+        if before in (".", ":", "$") or after == ":" or before.upper() == "AS":
+            continue  # a property, label, parameter, map key or alias that happens to spell a keyword
         upper = word.upper()
         if upper in WRITING:
             raise _refusal(upper)

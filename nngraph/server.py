@@ -28,7 +28,6 @@ class LocalServer(ManagedServer):
 
     def __init__(self, home: Path | None = None):
         super().__init__(Path(home) if home else nngraph_home())
-        self.home = self.directory
 
     def launch_command(self, bolt_port: int) -> tuple[list[str], dict]:
         return ([sys.executable, "-m", "nngraph.server", "run", str(self.home), str(bolt_port)],

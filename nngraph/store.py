@@ -32,6 +32,13 @@ class QueryRefused(NNGraphError):
     """The server ran the query and refused it (a constraint, a conflict, a semantic error)."""
 
 
+class TransientRefusal(QueryRefused):
+    """Refused for now (a deadlock between concurrent writers, a lock timeout): worth running again."""
+
+
+TRANSIENT_RETRIES = 5
+
+
 class Store:
     def __init__(self, driver, database: str | None, where: str, home=None, timeout: float | None = None):
         self._driver = driver
@@ -39,17 +46,19 @@ class Store:
         self.where = where
         self.home = home  # the local server's directory (None for a remote server)
         self.timeout = timeout or query_timeout()
+        self.facts = {}  # answers about the server that hold while it runs (has it GDS?): asked once
         self._schema_ready = False
 
     @classmethod
-    def open(cls, connection: Connection, announce=None) -> "Store":
-        """Connect (starting the local server when no URI is given) and check the connection."""
+    def open(cls, connection: Connection, announce=None, server=None) -> "Store":
+        """Connect (starting the managed server, `server` or the configured one, when no URI is
+        given) and check the connection."""
         import neo4j
 
         if connection.local:
             from nngraph.servers import managed_server
 
-            server = managed_server()
+            server = server or managed_server()
             info = server.start(announce)
             uri, auth, database = info.uri, (server.user, server.password()), server.database
             where, home = f"{server.label} ({server.directory})", server.directory
@@ -83,7 +92,7 @@ class Store:
             from nngraph.queries import statements
 
             for statement in statements("schema"):
-                self.write(statement)
+                self.write(statement, retries=3)  # two first ingests at once race to create an index
             self._schema_ready = True
 
     def __enter__(self):
@@ -108,14 +117,15 @@ class Store:
         """Run one query in its own committed transaction. `retries`: how often to run it again when
         the server refuses it for a conflict with a concurrent writer (a key another transaction just
         took, a concurrent modification); a refused transaction was rolled back, so that is safe."""
-        for attempt in range(retries + 1):
+        for attempt in range(max(retries, TRANSIENT_RETRIES) + 1):
             try:
                 with self._transaction() as transaction:
                     records = [r.data() for r in transaction.run(query, parameters or {})]
                     transaction.commit()
                     return records
-            except QueryRefused:
-                if attempt == retries:
+            except QueryRefused as refused:
+                limit = max(retries, TRANSIENT_RETRIES) if isinstance(refused, TransientRefusal) else retries
+                if attempt >= limit:
                     raise
                 time.sleep(0.05 * 2 ** attempt)
 
@@ -174,8 +184,9 @@ class Store:
                                    f"The limit is NNGRAPH_QUERY_TIMEOUT (now {self.timeout:g} s; a managed server "
                                    "keeps the value it started with until `nngraph db stop`): raise it, or ask for "
                                    "less") from None
-            raise QueryRefused(f"the database refused the query: {_one_line(exc.message or exc)}"
-                               f"{self._disk_hint()}") from None
+            refusal = TransientRefusal if isinstance(exc, errors.TransientError) else QueryRefused
+            raise refusal(f"the database refused the query: {_one_line(exc.message or exc)}"
+                          f"{self._disk_hint()}") from None
         except errors.DriverError as exc:
             raise NNGraphError(f"database driver error talking to {self.where}: {_one_line(exc)}") from None
 

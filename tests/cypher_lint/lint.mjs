@@ -1,16 +1,17 @@
 // Lint Cypher texts with Neo4j's parser and semantic analysis (@neo4j-cypher/language-support).
 // stdin: {"schema": {labels, relationshipTypes, propertyKeys}, "queries": [{"name", "text"}]}
 // stdout: [{"name", "problems": ["line:col message", ...]}]; "parameter not defined" is not a problem,
-// since parameters are supplied at run time. Procedure and function signatures come from the
-// package's mock schema (GDS 2.x, APOC, Neo4j built-ins of Cypher 5).
-import { lintCypherQuery, isNotParamError, testData } from '@neo4j-cypher/language-support';
+// since parameters are supplied at run time. Procedure and function signatures are those the
+// managed Neo4j 5.26 with OpenGDS serves (signatures.json, from SHOW PROCEDURES/FUNCTIONS YIELD *).
+import { lintCypherQuery, isNotParamError } from '@neo4j-cypher/language-support';
 import { readFileSync } from 'node:fs';
 
 const request = JSON.parse(readFileSync(0, 'utf8'));
+const served = JSON.parse(readFileSync(new URL('./signatures.json', import.meta.url), 'utf8'));
 const schema = {
   ...request.schema,
-  procedures: testData.mockSchema.procedures,
-  functions: testData.mockSchema.functions,
+  procedures: { 'CYPHER 5': served.procedures },
+  functions: { 'CYPHER 5': served.functions },
 };
 const results = request.queries.map(({ name, text }) => ({
   name,

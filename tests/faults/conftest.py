@@ -1,4 +1,5 @@
-"""Fault scenarios kill servers and processes: each test gets its own local database home."""
+"""Fault scenarios kill servers and processes: each test gets its own home and managed server,
+once for ArcadeDB and once for Neo4j with OpenGDS where a server is involved."""
 
 import os
 import signal
@@ -10,31 +11,36 @@ import pytest
 import torch
 
 from nngraph.managed import alive
-from nngraph.server import LocalServer
+from nngraph.servers import managed_server
+from servers import KINDS, apply, environment, seed_neo4j
 
-CONNECTION_VARIABLES = ("NEO4J_URI", "NEO4J_USERNAME", "NEO4J_PASSWORD", "NEO4J_DATABASE")
+
+@pytest.fixture(params=KINDS)
+def kind(request):
+    return request.param
 
 
 @pytest.fixture
-def home(tmp_path, monkeypatch):
-    """A fresh NNGRAPH_HOME for this test (in this process and its children); its server stopped after."""
-    monkeypatch.setenv("NNGRAPH_HOME", str(tmp_path / "home"))
-    for key in CONNECTION_VARIABLES:
-        monkeypatch.delenv(key, raising=False)
-    yield tmp_path / "home"
-    LocalServer().stop()
+def home(tmp_path, monkeypatch, kind):
+    """A fresh NNGRAPH_HOME for this test, pointing every command (in this process and its children)
+    at the managed server of `kind`; that server is stopped after."""
+    path = tmp_path / "home"
+    apply(environment(kind, path), monkeypatch)
+    seed_neo4j(path)
+    yield path
+    managed_server().stop()
 
 
 def kill_server() -> None:
-    """SIGKILL the local server and wait until it is gone."""
-    pid = LocalServer().status().pid
+    """SIGKILL the managed server and wait until it is gone."""
+    pid = managed_server().status().pid
     os.kill(pid, signal.SIGKILL)
     while alive(pid):
         time.sleep(0.05)
 
 
 def nngraph(*args, **options) -> subprocess.Popen:
-    """The command line in a child process (inherits NNGRAPH_HOME)."""
+    """The command line in a child process (inherits NNGRAPH_HOME and NNGRAPH_SERVER)."""
     return subprocess.Popen([sys.executable, "-m", "nngraph", *map(str, args)], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, **options)
 

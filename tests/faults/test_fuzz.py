@@ -15,6 +15,7 @@ from safetensors.torch import save as safetensors_bytes
 
 from nngraph.cli import cli
 from nngraph.errors import NNGraphError
+from crafted import PT2_CRAFTS, crafted_pt2
 from nngraph.ingest import compute_metrics, load_network
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
@@ -101,3 +102,42 @@ def test_random_command_lines_give_a_result_or_one_clear_error(home, args):
     assert done.exit_code in (0, 1, 2), (args, done.output)
     if done.exit_code == 1:
         assert sum(line.startswith("Error:") for line in done.output.splitlines()) == 1, (args, done.output)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(craft=st.sampled_from(PT2_CRAFTS), flips=st.lists(st.tuples(st.integers(0, 10 ** 6), st.integers(0, 255)),
+                                                          max_size=4))
+def test_crafted_and_damaged_pt2_archives_run_no_code(tmp_path_factory, craft, flips):
+    folder = tmp_path_factory.mktemp("pt2")
+    marker = folder / "ran"
+    path = crafted_pt2(folder / "model.pt2", craft, marker)
+    data = bytearray(path.read_bytes())
+    for position, value in flips:
+        data[position % len(data)] = value
+    path.write_bytes(bytes(data))
+    with time_limit(60):
+        try:
+            compute_metrics(load_network(path))
+        except NNGraphError as exc:
+            assert str(exc) and "\n" not in str(exc)
+    assert not marker.exists()
+
+
+@FUZZ
+@given(rows=st.integers(1, 5000), columns=st.integers(1, 5000), stored=st.integers(1, 64),
+       strides=st.tuples(st.integers(0, 3), st.integers(0, 3)))
+def test_strided_views_are_read_or_refused_never_expanded(tmp_path_factory, rows, columns, stored, strides):
+    storage = torch.randn(stored)
+    needed = 1 + (rows - 1) * strides[0] + (columns - 1) * strides[1]
+    if needed > stored:
+        storage = torch.randn(needed)  # as_strided may not reach past its storage
+    weight = torch.as_strided(storage, (rows, columns), strides)
+    path = tmp_path_factory.mktemp("strided") / "model.pt"
+    torch.save({"0.weight": weight}, path)
+    overlapping = rows * columns > storage.numel()
+    with time_limit(60):
+        try:
+            compute_metrics(load_network(path), persistence=False)
+            assert not overlapping
+        except NNGraphError as exc:
+            assert overlapping and "overlaps itself" in str(exc)

@@ -11,6 +11,8 @@ from nngraph.errors import NNGraphError
 from nngraph.ingest import compute_metrics, ingest_module, load_network
 from nngraph.ingest import writer
 from nngraph.ingest.edges import EdgePolicy
+from nngraph.servers import managed_server
+from servers import KINDS, apply, environment, seed_neo4j
 
 
 @pytest.fixture
@@ -146,17 +148,23 @@ def test_unreachable_server_fails_fast(tmp_path):
     assert len(result.output.strip().splitlines()) == 1
 
 
-def test_wrong_password_is_refused(local_home):
-    from nngraph.server import LocalServer
+@pytest.fixture
+def managed(cli_env, target, monkeypatch):
+    """The managed server of this target (its home and kind from cli_env)."""
+    if target == "external":
+        pytest.skip("NEO4J_URI names a server nngraph does not manage: nothing of its own to check here")
+    apply(cli_env, monkeypatch)
+    return managed_server()
 
-    info = LocalServer(local_home).status()
-    env = {"NNGRAPH_HOME": str(local_home)}
-    result = CliRunner().invoke(cli, ["models", "--uri", info.uri, "--user", "root", "--password", "wrong-one"], env=env)
+
+def test_wrong_password_is_refused(managed):
+    info = managed.status()
+    result = CliRunner().invoke(cli, ["models", "--uri", info.uri, "--user", managed.user, "--password", "wrong-one"])
     assert result.exit_code == 1 and "refused the user name or password" in result.output
 
 
-def test_password_file_is_private(local_home):
-    assert (local_home / "password").stat().st_mode & 0o077 == 0
+def test_password_file_is_private(managed):
+    assert managed.password_file.stat().st_mode & 0o077 == 0
 
 
 def test_stored_links_are_the_weights(store, mlp_file, model_name):
@@ -170,20 +178,19 @@ def test_stored_links_are_the_weights(store, mlp_file, model_name):
     assert all(row["w"] == weights[row["layer"]][row["j"], row["i"]].item() for row in rows)
 
 
-def test_local_server_survives_kill_9_with_its_data(tmp_path, mlp_file, monkeypatch):
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_managed_server_survives_kill_9_with_its_data(tmp_path, mlp_file, monkeypatch, kind):
     import os
     import signal
     import time
 
     from nngraph.config import resolve_connection
     from nngraph.managed import alive
-    from nngraph.server import LocalServer
     from nngraph.store import Store
 
-    monkeypatch.setenv("NNGRAPH_HOME", str(tmp_path / "home"))
-    for key in ("NEO4J_URI", "NEO4J_USERNAME", "NEO4J_PASSWORD", "NEO4J_DATABASE"):
-        monkeypatch.delenv(key, raising=False)
-    server = LocalServer()
+    apply(environment(kind, tmp_path / "home"), monkeypatch)
+    seed_neo4j(tmp_path / "home")
+    server = managed_server()
     try:
         with Store.open(resolve_connection()) as store:
             network = load_network(mlp_file)
@@ -194,7 +201,7 @@ def test_local_server_survives_kill_9_with_its_data(tmp_path, mlp_file, monkeypa
             time.sleep(0.05)
         announced = []
         with Store.open(resolve_connection(), announce=announced.append) as store:
-            assert announced and "starting the local database" in announced[0], announced
+            assert announced and f"starting {server.label}" in announced[0], announced
             version = store.read("MATCH (:Model {name: 'survivor'})-[:HAS_VERSION]->(v) RETURN v.uid AS uid")
             assert len(version) == 1
             links = store.read("MATCH (:Neuron {version: $v})-[r:LINK]->() RETURN count(r) AS n", {"v": version[0]["uid"]})
@@ -239,12 +246,7 @@ def test_cnn_links_in_both_conv_modes(store, model_name, conv_edges):
     assert neuron == [{"c": 1, "r": 0, "x": 6}]  # 70 = 1 * 64 + 0 * 8 + 6 in a 3x8x8 map
 
 
-def test_a_database_that_does_not_exist(local_home, monkeypatch):
-    import json
-
-    from nngraph.server import LocalServer
-
-    info = json.loads((local_home / "server.json").read_text())
-    done = CliRunner().invoke(cli, ["models", "--uri", f"bolt://127.0.0.1:{info['bolt_port']}", "--user", "root",
-                                    "--password", LocalServer(local_home).password(), "--database", "no_such_db"])
-    assert done.exit_code == 1 and "database 'no_such_db' does not exist" in done.output
+def test_a_database_that_does_not_exist(managed):
+    done = CliRunner().invoke(cli, ["models", "--uri", managed.status().uri, "--user", managed.user,
+                                    "--password", managed.password(), "--database", "no_such_db"])
+    assert done.exit_code == 1 and "database 'no_such_db' does not exist" in done.output, done.output
