@@ -3,9 +3,13 @@
 networkit for betweenness (exact and sampled), harmonic closeness and Louvain (PLM), igraph
 for label propagation, components and modularity, leidenalg for Leiden. PageRank, ArticleRank
 and eigenvector centrality are short sparse power iterations written here, because they
-must follow GDS exactly where libraries differ: GDS scores are not normalised
+must follow GDS exactly where libraries differ (checked against the real GDS 2.13 in
+tests/integration/test_gds_parity.py): GDS scores are not normalised
 (PR = (1 - d) + d * sum PR(u) w_uv / W_u, starting from 1 - d), dangling nodes keep their
 mass, and iteration stops after max_iterations or once no score moves by the tolerance.
+ArticleRank divides each share by W_u plus the mean *unweighted* out-degree; eigenvector
+centrality iterates x + M x with M's weights divided by the sender's W_u; harmonic
+closeness sums 1 / hops over the paths that *reach* a node, over n - 1.
 """
 
 from __future__ import annotations
@@ -55,10 +59,11 @@ def _transition(n, sources, targets, weights, extra: float = 0.0):
 
 
 def _rank(n, sources, targets, weights, damping, max_iterations, tolerance, article=False):
-    """PageRank, or ArticleRank (each share divided by W_u plus the mean out-strength)."""
+    """PageRank, or ArticleRank (each share divided by W_u plus the mean unweighted out-degree, as
+    GDS computes it: relationships over nodes)."""
     extra = 0.0
     if article:
-        extra = float(np.bincount(sources, weights=weights, minlength=n).mean()) if n else 0.0
+        extra = len(sources) / n if n else 0.0
     matrix = _transition(n, sources, targets, weights, extra)
     scores = np.full(n, 1.0 - damping)
     for _ in range(max_iterations):
@@ -71,16 +76,20 @@ def _rank(n, sources, targets, weights, damping, max_iterations, tolerance, arti
 
 
 def _eigenvector(n, sources, targets, weights, max_iterations, tolerance):
-    """x_v = sum over links u->v of w_uv x_u, by power iteration normalised to unit length."""
-    matrix = sparse.csr_matrix((weights, (targets, sources)), shape=(n, n))
-    scores = np.full(n, 1.0 / np.sqrt(n)) if n else np.empty(0)
-    for _ in range(max_iterations):
-        updated = matrix @ scores
-        norm = np.linalg.norm(updated)
-        if norm == 0:
-            return updated  # no cycles (a feed-forward net, directed): every score decays to 0
-        updated /= norm
-        stable = np.max(np.abs(updated - scores)) < tolerance
+    """GDS's power iteration, step for step: y_0 = 1/n, r_k = y_k / |y_k|, y_k = r_(k-1) + M y_(k-1)
+    (A + I separates the leading eigenvalues; M's weights divided by the sender's W_u), until
+    no score moves by the tolerance or max_iterations steps (counting the first) have run."""
+    if not n:
+        return np.empty(0)
+    out = np.bincount(sources, weights=weights, minlength=n)
+    share = np.divide(weights, out[sources], out=np.zeros_like(weights), where=out[sources] > 0)
+    matrix = sparse.csr_matrix((share, (targets, sources)), shape=(n, n))
+    unnormalised = np.full(n, 1.0 / n)
+    scores = unnormalised / np.linalg.norm(unnormalised)
+    for _ in range(1, max_iterations):
+        unnormalised = scores + matrix @ unnormalised
+        updated = unnormalised / np.linalg.norm(unnormalised)
+        stable = np.max(np.abs(updated - scores)) <= tolerance
         scores = updated
         if stable:
             break
@@ -111,10 +120,11 @@ def _betweenness(n, sources, targets, samples, seed):
 
 
 def _harmonic(n, sources, targets):
-    """Harmonic closeness: the sum of 1 / hops to every other reachable node, over n - 1."""
+    """Harmonic closeness as GDS sums it: 1 / hops over every node that reaches this one, over n - 1
+    (networkit counts hops outwards, so it runs on the reversed links)."""
     import networkit as nk
 
-    algorithm = nk.centrality.HarmonicCloseness(_networkit_graph(n, sources, targets), True)
+    algorithm = nk.centrality.HarmonicCloseness(_networkit_graph(n, targets, sources), True)
     algorithm.run()
     return np.asarray(algorithm.scores())
 

@@ -54,7 +54,7 @@ class Exporter:
         self._streams = {}
         try:
             if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
-                raise NNGraphError(f"{directory} is not an empty directory: export into a new or empty one")
+                raise NNGraphError(f"{directory} is not empty, or not a directory: export into a new or empty directory")
             directory.mkdir(parents=True, exist_ok=True)
             self._streams = {"Neuron": _Stream(self._path("Neuron"), NEURON_HEADER, fmt),
                              "LINK": _Stream(self._path("LINK"), LINK_HEADER, fmt)}

@@ -1,7 +1,8 @@
 """The gds engine on the real Neo4j with OpenGDS against the local engine, on the same stored
 versions: an MLP, a CNN's pixel graph and Zachary's karate club. Centralities agree within 1e-6
-relative (harmonic up to GDS's normalisation: it divides by n - 1), WCC is the same partition,
-Louvain and Leiden modularity agree within 1%, label propagation is a valid partition."""
+relative (harmonic too: the local engine sums over incoming paths and divides by n - 1 as GDS
+does), WCC is the same partition, label propagation is a valid partition, and Louvain and Leiden
+reach modularities close to each other's (heuristics: see COMMUNITY_GAP)."""
 
 import networkx as nx
 import numpy as np
@@ -17,7 +18,12 @@ from nngraph.ingest import ingest_module
 from nngraph.store import Store
 from servers import apply, environment
 
-CENTRALITY = ["pagerank", "articlerank", "eigenvector", "degree", "strength", "betweenness"]
+# Heuristics, measured against GDS 2.13 (and in the README): on karate both engines find the same
+# modularity; GDS's Louvain stops after one level on the small layered graphs, whatever its maxLevels,
+# maxIterations or tolerance, 3.7% (MLP) and 2.9% (CNN pixels) below networkit's PLM; GDS's Leiden
+# equals leidenalg on the MLP and is 4.3% below it on the CNN pixel graph.
+COMMUNITY_GAP = {"louvain": 0.05, "leiden": 0.05}
+CENTRALITY = ["pagerank", "articlerank", "eigenvector", "degree", "strength", "betweenness", "harmonic"]
 KARATE = """
 MERGE (m:Model {name: $model})
 CREATE (v:Version {uid: $uid, model: $model, tag: 'karate', status: 'complete', step: 0})
@@ -75,14 +81,6 @@ def test_centrality_agrees_within_1e_6(neo4j_store, version, name):
     np.testing.assert_allclose(gds, local, rtol=1e-6, atol=1e-9)
 
 
-def test_harmonic_agrees_up_to_the_n_minus_1_normalisation(neo4j_store, version):
-    request = Request.build("harmonic")
-    local, _ = values(neo4j_store, request, version, "local")
-    gds, _ = values(neo4j_store, request, version, "gds")
-    n = len(local)
-    np.testing.assert_allclose(gds * (n - 1), local, rtol=1e-6, atol=1e-9)
-
-
 def test_communities_agree(neo4j_store, version):
     local_wcc, _ = values(neo4j_store, Request.build("wcc"), version, "local")
     gds_wcc, _ = values(neo4j_store, Request.build("wcc"), version, "gds")
@@ -90,6 +88,6 @@ def test_communities_agree(neo4j_store, version):
     for name in ("louvain", "leiden"):
         _, local = values(neo4j_store, Request.build(name, seed=42), version, "local")
         _, gds = values(neo4j_store, Request.build(name, seed=42), version, "gds")
-        assert gds["modularity"] == pytest.approx(local["modularity"], rel=0.01, abs=1e-3), name
+        assert gds["modularity"] == pytest.approx(local["modularity"], rel=COMMUNITY_GAP[name], abs=1e-3), name
     labels, summary = values(neo4j_store, Request.build("label_propagation"), version, "gds")
     assert not np.isnan(labels).any() and summary["communities"] == len(np.unique(labels)) >= 1
