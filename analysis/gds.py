@@ -4,9 +4,10 @@ The client builds the GDS calls; they run through nngraph's Store (StoreQueryRun
 the store stays the only code that touches the driver and tests can record the calls.
 Per version: a Cypher projection of exactly that version's neurons and links (weights
 under the sign policy, orientation as asked; isolated neurons included), a memory
-estimate checked against the heap, the algorithm in stream mode, then the projection
-is dropped whatever happened. Results become (uid, value) pairs, written like the local
-engine's.
+estimate checked against the heap, the algorithm in stream mode (community algorithms
+mutate the projection, and GDS scores the partition's modularity there), then the
+projection is dropped whatever happened. Results become (uid, value) pairs, written like
+the local engine's.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import numpy as np
 from nngraph.errors import NNGraphError
 
 from .algorithms import Request
-from .outcome import Outcome, modularity
+from .outcome import Outcome
 
 ENGINE = "gds"
 PROJECT = """
@@ -36,8 +37,17 @@ RETURN gds.graph.project($graph, source, target, {relationshipProperties: {weigh
 UIDS = """
 UNWIND $ids AS id
 RETURN id, gds.util.asNode(id).uid AS uid"""
+COMMUNITY = "community"  # the in-memory property a community algorithm writes in the projection
+PARTITION = """
+CALL gds.graph.nodeProperty.stream($graph, 'community')
+YIELD nodeId, propertyValue
+RETURN nodeId, propertyValue AS value"""
+MODULARITY = """
+CALL gds.modularity.stats($graph, {communityProperty: 'community', relationshipWeightProperty: 'weight'})
+YIELD modularity
+RETURN modularity"""
 VERSION_CHECK = "RETURN gds.version() AS version"
-CYPHER = [PROJECT, UIDS, VERSION_CHECK]
+CYPHER = [PROJECT, UIDS, PARTITION, MODULARITY, VERSION_CHECK]
 
 # algorithm -> (client endpoint attribute, stream arguments from the request's parameters)
 CALLS = {
@@ -93,15 +103,22 @@ def run(request: Request, gds, version: str) -> tuple[list[str], Outcome, int]:
         if request.algorithm.weighted:
             arguments["relationship_weight_property"] = "weight"
         _check_memory(endpoint, graph, arguments, request.algorithm.name)
-        frame = endpoint.stream(graph, **arguments)
+        summary = {}
+        if request.algorithm.family == "communities":
+            # the partition stays in the projection, so GDS scores it there: no second read of the links
+            endpoint.mutate(graph, mutate_property=COMMUNITY, **arguments)
+            frame = gds.run_cypher(PARTITION, params={"graph": name})
+            modularity = gds.run_cypher(MODULARITY, params={"graph": name})["modularity"][0]
+            summary = {"communities": int(frame["value"].nunique()), "modularity": float(modularity)}
+        else:
+            frame = endpoint.stream(graph, **arguments)
     finally:
         gds.graph.drop(graph, fail_if_missing=False)
     ids = frame["nodeId"].tolist()
     values = frame[[c for c in frame.columns if c != "nodeId"][0]].to_numpy()
     uids = dict(gds.run_cypher(UIDS, params={"ids": ids}).itertuples(index=False, name=None))
     outcome = Outcome(values.astype(np.float64) if request.algorithm.family == "centrality" else values)
-    if request.algorithm.family == "communities":
-        outcome.summary = {"communities": int(len(np.unique(values)))}
+    outcome.summary = summary
     return [uids[i] for i in ids], outcome, int(result.relationship_count)
 
 
@@ -117,14 +134,6 @@ def _check_memory(endpoint, graph, arguments: dict, name: str) -> None:
         raise NNGraphError(f"not enough GDS memory for {name}: it needs up to {estimate.required_memory} "
                            f"({estimate.heap_percentage_max:.0f}% of the heap); raise the Neo4j heap "
                            "(server.memory.heap.max_size, docker/compose.yml) or analyze fewer --layers")
-
-
-def partition_modularity(values: np.ndarray, uids: list[str], graph, weights: str) -> float:
-    """Modularity of a GDS partition over the version's links, computed as for local results."""
-    position = {uid: i for i, uid in enumerate(graph.uids(range(graph.nodes)))}
-    membership = np.zeros(graph.nodes, dtype=np.int64)
-    membership[[position[u] for u in uids]] = values
-    return modularity(membership, graph.nodes, *graph.edges(weights))
 
 
 def store_query_runner(store):

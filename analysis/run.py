@@ -96,9 +96,6 @@ def analyze(store, versions: list[dict], requests: list[Request], engine: str, p
                 start = time.perf_counter()
                 if engine == "gds":
                     uids, outcome, links = gds_engine.run(request, client, version["uid"])
-                    if request.algorithm.family == "communities":
-                        outcome.summary["modularity"] = gds_engine.partition_modularity(
-                            outcome.values, uids, graph_of(request), request.weights)
                 else:
                     graph = graph_of(request)
                     sources, targets, weights = graph.edges(request.weights)

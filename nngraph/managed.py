@@ -323,18 +323,25 @@ class ManagedServer:
 
 
 def alive(pid: int) -> bool:
+    """Whether the process runs. A zombie does not: a server that exited stays one until the
+    process that started it (a notebook, a test session) reaps it, and must not be waited for."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    # a zombie child of this process still answers kill(0): reap it if it is ours
     try:
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        return done == 0
+        done, _ = os.waitpid(pid, os.WNOHANG)  # reap it if it is our child
+        if done:
+            return False
     except ChildProcessError:
-        return True
+        pass
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True  # no /proc: kill(0) answered
+    return state not in ("Z", "X")
 
 
 def accepts(port: int) -> bool:

@@ -34,6 +34,17 @@ class Recorder:
             return [{"nodeCount": n, "relationshipCount": 3 * n, "requiredMemory": "[1 KiB ... 2 KiB]",
                      "treeView": "", "mapView": {}, "bytesMin": 1024, "bytesMax": 2048,
                      "heapPercentageMin": 0.1, "heapPercentageMax": self.heap_percentage}]
+        if ".mutate(" in query:
+            # every column of GDS 2.x community mutate results (the client checks the ones it expects)
+            return [{"nodePropertiesWritten": n, "mutateMillis": 1, "computeMillis": 1, "preProcessingMillis": 0,
+                     "postProcessingMillis": 0, "configuration": params.get("config", {}), "modularity": 0.25,
+                     "modularities": [0.25], "ranLevels": 1, "communityCount": len(set(self.values)),
+                     "communityDistribution": {}, "componentCount": len(set(self.values)),
+                     "componentDistribution": {}, "didConverge": True, "ranIterations": 1, "nodeCount": n}]
+        if "gds.graph.nodeProperty.stream" in query:
+            return [{"nodeId": 1000 + i, "value": value} for i, value in enumerate(self.values)]
+        if "gds.modularity.stats" in query:
+            return [{"modularity": 0.25}]
         if ".stream(" in query:
             if self.fail_stream:
                 raise RuntimeError("the server went away")

@@ -60,8 +60,10 @@ def test_communities_project_undirected_and_seed_leiden():
     run(Request.build("leiden", seed=7), recorder)
     [(_, projection)] = recorder.queries("gds.graph.project(")
     assert projection["undirected"] == ["*"] and projection["reverse"] is False
-    [(_, params)] = recorder.queries("gds.leiden.stream")
+    [(_, params)] = recorder.queries("gds.leiden.mutate")
     assert params["config"]["randomSeed"] == 7 and params["config"]["relationshipWeightProperty"] == "weight"
+    [(_, scored)] = recorder.queries("gds.modularity.stats")  # the partition is scored in the projection
+    assert scored["graph"] == projection["graph"]
 
 
 def test_too_little_memory_is_refused_and_the_projection_dropped():

@@ -183,3 +183,14 @@ def test_names_and_tags_have_length_limits(home, tmp_path):
         done = run("ingest", path, *args)
         assert done.exit_code == 1 and message in done.output, done.output
     assert run("models", "--format", "json").output.strip() == "[]"
+
+
+def test_a_server_its_starter_has_not_reaped_is_stopped_without_waiting(home):
+    server = managed_server()
+    info = server.start()  # this process is the server's parent, and (like a notebook) does not reap it
+    started = time.monotonic()
+    stopper = nngraph("db", "stop")  # another process stops it: the exited server stays a zombie here
+    output, _ = stopper.communicate(timeout=120)
+    assert stopper.returncode == 0 and "stopped" in output, output
+    assert time.monotonic() - started < 45  # the zombie is not waited for (it once was, forever)
+    assert not alive(info.pid)
