@@ -93,8 +93,10 @@ def bulk_import(edges: int, work: Path) -> None:
     exported, _ = timed(lambda: subprocess.run([*nngraph, "export", str(work / "big.pt"), "--model", "big", "--to",
                                                 str(work / "files"), "--format", "parquet", "--edges", "all"],
                                                check=True, capture_output=True))
-    imported, _ = timed(lambda: subprocess.run([*nngraph, "db", "import", str(work / "files"), "--yes"],
-                                               check=True, capture_output=True))
+    imported, done = timed(lambda: subprocess.run([*nngraph, "db", "import", str(work / "files"), "--yes"],
+                                                  capture_output=True, text=True))
+    if done.returncode:
+        raise SystemExit(f"nngraph db import failed: {done.stderr.strip().splitlines()[-1]}")
     size = sum(f.stat().st_size for f in (work / "files").iterdir()) / 1e9
     print(f"  neo4j-admin import of {edges:,} links from Parquet ({size:.1f} GB): {imported:.1f} s, "
           f"{edges / imported:,.0f} links/s (target >= 1,000,000), {imported / exported:.2f}x writing the export "

@@ -220,7 +220,9 @@ class _Stream:
                 self._writer = csv.CSVWriter(str(self.path), table.schema,
                                              write_options=csv.WriteOptions(include_header=False))
             else:
-                self._writer = parquet.ParquetWriter(str(self.path), table.schema)
+                # version 1 data pages: neo4j-admin 5.26's reader fails on the uncompressed version 2
+                # pages pyarrow writes for incompressible columns such as weights (FAILED_TO_UNCOMPRESS)
+                self._writer = parquet.ParquetWriter(str(self.path), table.schema, data_page_version="1.0")
         self._writer.write_table(table)
 
     def close(self, quietly: bool = False) -> None:

@@ -20,6 +20,8 @@ import secrets
 import socket
 import threading
 import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -299,16 +301,52 @@ def _write_neurons(store, uid: str, metrics: NetworkMetrics) -> int:
 
 def _write_links(store, uid: str, network: Network, metrics: NetworkMetrics, options: GraphOptions, bar) -> int:
     written = 0
-    for number, weights in enumerate(metrics.weight_layers, 1):
-        bar.set_postfix_str(f"layer {number}/{len(metrics.weight_layers)}")
-        layer = weights.layer
-        parameters = {"version": uid, "src_layer": layer.src, "dst_prefix": f"{uid}:{layer.dst}:"}
-        for sources, targets, values in link_blocks(network, weights, options, max_elements=LINK_BLOCK):
-            for rows, count in link_batches(sources, targets, values):
-                store.write(CREATE_LINKS, {**parameters, "rows": rows})
-                written += count
-                bar.update(count)
+    with _Writers(store, bar) as writers:
+        for number, weights in enumerate(metrics.weight_layers, 1):
+            bar.set_postfix_str(f"layer {number}/{len(metrics.weight_layers)}")
+            layer = weights.layer
+            parameters = {"version": uid, "src_layer": layer.src, "dst_prefix": f"{uid}:{layer.dst}:"}
+            for sources, targets, values in link_blocks(network, weights, options, max_elements=LINK_BLOCK):
+                for rows, count in link_batches(sources, targets, values):
+                    writers.submit(CREATE_LINKS, {**parameters, "rows": rows}, count)
+                    written += count
     return written
+
+
+class _Writers:
+    """Link batches written on store.concurrent_writes threads, at most two batches in flight per
+    thread (memory stays bounded); an error in any batch ends the load, as a serial one would."""
+
+    def __init__(self, store, bar):
+        self._store, self._bar = store, bar
+        self._workers = store.concurrent_writes
+        self._pending = deque()
+        self._pool = ThreadPoolExecutor(self._workers, "nngraph-links") if self._workers > 1 else None
+
+    def submit(self, query: str, parameters: dict, count: int) -> None:
+        if self._pool is None:
+            self._store.write(query, parameters)
+            self._bar.update(count)
+            return
+        while len(self._pending) >= 2 * self._workers:
+            self._finish_oldest()
+        self._pending.append((self._pool.submit(self._store.write, query, parameters), count))
+
+    def _finish_oldest(self) -> None:
+        future, count = self._pending.popleft()
+        future.result()
+        self._bar.update(count)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, trace):
+        try:
+            while self._pending and error is None:
+                self._finish_oldest()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _write_channels(store, uid: str, network: Network, metrics: NetworkMetrics) -> None:

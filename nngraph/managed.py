@@ -33,6 +33,7 @@ from nngraph.errors import NNGraphError
 START_TIMEOUT = 180.0
 STOP_TIMEOUT = 60.0
 LOCK_WAIT = 240.0  # a second starter waits this long for the first to finish
+LOCK_RELEASE = 15.0  # how long a start waits for a dead server's lock to be let go
 
 
 def nngraph_home() -> Path:
@@ -201,11 +202,16 @@ class ManagedServer:
         log_offset = self.log_file.stat().st_size if self.log_file.exists() else 0
         argv, environment = self.launch_command(bolt_port)
         lock = os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(lock)
-            raise NNGraphError(f"another {self.label} holds {self.lock_file}; run `nngraph db stop`") from None
+        deadline = time.monotonic() + LOCK_RELEASE
+        while True:  # a server killed a moment ago may leave the lock to a child of its for a moment
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    os.close(lock)
+                    raise NNGraphError(f"another {self.label} holds {self.lock_file}; run `nngraph db stop`") from None
+                time.sleep(0.1)
         try:
             with open(os.open(self.log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as log:
                 child = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

@@ -44,14 +44,21 @@ def answers(env, model):
     return read(SUMMARY), read(LINKS), read(PAGERANK)
 
 
-@pytest.mark.parametrize("fmt", ["csv", "parquet"])
-def test_exported_files_imported_by_neo4j_admin_answer_as_an_ingest(tmp_path, fmt):
+# the CNN's pixel graph (channel, row, col, conv layers) and an MLP whose 50k random weights fill
+# whole Parquet pages (pyarrow's default pages of such columns once broke neo4j-admin's reader)
+MODELS = {"cnn": (small_cnn, ["--arch", "models:small_cnn", "--input-shape", "1,8,8", "--conv-edges", "pixel"]),
+          "mlp": (lambda: torch.nn.Sequential(torch.nn.Linear(64, 300), torch.nn.Linear(300, 100),
+                                              torch.nn.Linear(100, 10)), [])}
+
+
+@pytest.mark.parametrize("fmt,model", [("csv", "cnn"), ("parquet", "cnn"), ("parquet", "mlp")])
+def test_exported_files_imported_by_neo4j_admin_answer_as_an_ingest(tmp_path, fmt, model):
     torch.manual_seed(0)
-    path = tmp_path / "cnn.pt"
-    torch.save(small_cnn().state_dict(), path)
+    build, model_options = MODELS[model]
+    path = tmp_path / f"{model}.pt"
+    torch.save(build().state_dict(), path)
     env = environment("neo4j", tmp_path / "home")
     seed_neo4j(tmp_path / "home")
-    model_options = ["--arch", "models:small_cnn", "--input-shape", "1,8,8", "--conv-edges", "pixel"]
     try:
         run(env, "ingest", path, "--model", "bulk", *model_options)
         ingested = answers(env, "bulk")
