@@ -2,7 +2,8 @@
 
 1. Cold start (a fresh home: Neo4j's jars from the local Maven cache, its password, the first
    start) and warm start (stop, start again) of each.
-2. Ingest of a ~1M-link MLP version into each (target: at least 150k links/s into Neo4j).
+2. Ingest of a ~1M-link MLP version into each (target: at least 150k links/s into Neo4j), a
+   second time once the server has warmed up, and the first into the fresh server beside it.
 3. On Neo4j, PageRank, Louvain and sampled betweenness on that version end to end through GDS
    (project, estimate, stream, write back; target: each under 3 s; the first run after a
    start also pays the server's warm-up, shown beside), against the local engine on the same
@@ -59,16 +60,20 @@ def starts(kind: str, home: Path) -> tuple[float, float]:
     return cold, warm
 
 
-def ingest(network, metrics) -> float:
+def ingest(network, metrics) -> tuple[float, float]:
+    """Links/s of the first ingest into the fresh server, and of a second one (server warmed up)."""
+    rates = []
     with Store.open(resolve_connection()) as store:
-        seconds, result = timed(lambda: write_version(store, network, metrics, model="bench", tag="v1",
-                                                      progress=False))
-    return result.links / seconds
+        for tag in ("v1", "v2"):
+            seconds, result = timed(lambda: write_version(store, network, metrics, model="bench", tag=tag,
+                                                          progress=False))
+            rates.append(result.links / seconds)
+    return rates[0], rates[1]
 
 
 def algorithms(samples: int) -> None:
     with Store.open(resolve_connection()) as store:
-        versions = select_versions(store, "bench")
+        versions = select_versions(store, "bench")[:1]
         for name, options in (("pagerank", {}), ("louvain", {}), ("betweenness", {"samples": samples})):
             request = Request.build(name, **options)
             cold, _ = timed(lambda: analyze(store, versions, [request], "gds", progress=False))
@@ -118,9 +123,10 @@ def main():
         for kind in ("arcadedb", "neo4j"):
             cold, warm = starts(kind, work / kind)
             print(f"{kind}: cold start {cold:.1f} s (fresh home), warm start {warm:.1f} s")
-            rates[kind] = ingest(network, metrics)
+            first, rates[kind] = ingest(network, metrics)
             print(f"  ingest of {args.edges:,} links: {rates[kind]:,.0f} links/s"
-                  + (" (target >= 150,000)" if kind == "neo4j" else ""))
+                  + (" (target >= 150,000)" if kind == "neo4j" else "")
+                  + f"; the first into the fresh server {first:,.0f} links/s")
             if kind == "neo4j":
                 print(f"  Neo4j ingests {rates['neo4j'] / rates['arcadedb']:.2f}x as fast as ArcadeDB")
                 algorithms(args.samples)
