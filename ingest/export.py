@@ -220,9 +220,11 @@ class _Stream:
                 self._writer = csv.CSVWriter(str(self.path), table.schema,
                                              write_options=csv.WriteOptions(include_header=False))
             else:
-                # version 1 data pages: neo4j-admin 5.26's reader fails on the uncompressed version 2
-                # pages pyarrow writes for incompressible columns such as weights (FAILED_TO_UNCOMPRESS)
-                self._writer = parquet.ParquetWriter(str(self.path), table.schema, data_page_version="1.0")
+                # uncompressed, version 1 pages: neo4j-admin 5.26's Snappy reader fails on pyarrow 25's
+                # version 2 pages of incompressible weights and on the large dictionary pages of 100M
+                # links (FAILED_TO_UNCOMPRESS); weights hardly compress anyway
+                self._writer = parquet.ParquetWriter(str(self.path), table.schema, data_page_version="1.0",
+                                                     compression="none")
         self._writer.write_table(table)
 
     def close(self, quietly: bool = False) -> None:
