@@ -202,16 +202,10 @@ class ManagedServer:
         log_offset = self.log_file.stat().st_size if self.log_file.exists() else 0
         argv, environment = self.launch_command(bolt_port)
         lock = os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o600)
-        deadline = time.monotonic() + LOCK_RELEASE
-        while True:  # a server killed a moment ago may leave the lock to a child of its for a moment
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    os.close(lock)
-                    raise NNGraphError(f"another {self.label} holds {self.lock_file}; run `nngraph db stop`") from None
-                time.sleep(0.1)
+        # a server killed a moment ago may leave its lock to a child of its for a moment
+        if not _lock_within(lock, LOCK_RELEASE):
+            os.close(lock)
+            raise NNGraphError(f"another {self.label} holds {self.lock_file}; run `nngraph db stop`")
         try:
             with open(os.open(self.log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as log:
                 child = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -251,16 +245,9 @@ class ManagedServer:
     def _starting(self):
         descriptor = os.open(self.start_lock, os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            deadline = time.monotonic() + LOCK_WAIT
-            while True:
-                try:
-                    fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        raise NNGraphError(f"another nngraph command has been starting or stopping {self.label} "
-                                           f"for {LOCK_WAIT:.0f} s; see {self.log_file}") from None
-                    time.sleep(0.2)
+            if not _lock_within(descriptor, LOCK_WAIT):
+                raise NNGraphError(f"another nngraph command has been starting or stopping {self.label} "
+                                   f"for {LOCK_WAIT:.0f} s; see {self.log_file}")
             yield
         finally:
             os.close(descriptor)
@@ -326,6 +313,19 @@ class ManagedServer:
         except OSError:
             return "no log"
         return lines[-1].strip()[:300] if lines else "no log"
+
+
+def _lock_within(descriptor: int, seconds: float) -> bool:
+    """Take an exclusive flock on `descriptor`, trying until `seconds` have passed."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.1)
 
 
 def alive(pid: int) -> bool:

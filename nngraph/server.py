@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from nngraph.limits import query_timeout
-from nngraph.managed import ManagedServer, ServerInfo, nngraph_home  # noqa: F401 (re-exported)
+from nngraph.managed import ManagedServer, nngraph_home
 
 DATABASE = "nngraph"
 USER = "root"
