@@ -22,7 +22,7 @@ from nngraph.limits import check_name
 from .graph_rows import GraphOptions, channel_layers, channel_link_rows, channel_rows, link_blocks, neuron_columns
 from .metrics import NetworkMetrics
 from .network import Network
-from .writer import layer_rows, layer_uid
+from .writer import layer_rows, layer_uid, skipped_rows
 
 FORMATS = ("csv", "parquet")
 # the array properties of Layer nodes, imported from Parquet as delimited strings: made arrays again
@@ -39,8 +39,8 @@ ARRAY_DELIMITER = ";"
 NEURON_HEADER = [":ID(Neuron)", "uid", "version", "layer:int", "index:int", "s_in:double", "s_out:double",
                  "strength:double", "bias:double", "channel:int", "row:int", "col:int"]
 LINK_HEADER = [":START_ID(Neuron)", ":END_ID(Neuron)", "weight:double"]
-NODE_GROUPS = ("Model", "Version", "Layer", "Neuron", "Channel")
-RELATIONSHIP_GROUPS = ("HAS_VERSION", "HAS_LAYER", "NEXT", "LINK", "CHANNEL_LINK")
+NODE_GROUPS = ("Model", "Version", "Layer", "Neuron", "Channel", "Skipped")
+RELATIONSHIP_GROUPS = ("HAS_VERSION", "HAS_LAYER", "NEXT", "LINK", "CHANNEL_LINK", "SKIPPED")
 
 
 class Exporter:
@@ -62,9 +62,9 @@ class Exporter:
             self._remove()
             raise NNGraphError(f"cannot write the export into {directory} ({exc.strerror}): choose a directory "
                                "you can write (--to)") from None
-        self._tables: dict[str, list[dict]] = {name: [] for name in ("Model", "Version", "Layer", "Channel",
+        self._tables: dict[str, list[dict]] = {name: [] for name in ("Model", "Version", "Layer", "Channel", "Skipped",
                                                                       "HAS_VERSION", "HAS_LAYER", "NEXT",
-                                                                      "CHANNEL_LINK")}
+                                                                      "CHANNEL_LINK", "SKIPPED")}
         self._versions: set[tuple[str, str]] = set()
         self._next_id = 0
 
@@ -94,6 +94,11 @@ class Exporter:
         for row in layer_rows(uid, metrics, options):
             self._tables["Layer"].append({"uid:ID(Layer)": row["uid"], "version": uid, **row["properties"]})
             self._tables["HAS_LAYER"].append({":START_ID(Version)": uid, ":END_ID(Layer)": row["uid"]})
+        for number, (name, kind, reason) in enumerate(skipped_rows(metrics)):
+            skipped_uid = f"{uid}:s{number}"
+            self._tables["Skipped"].append({":ID(Skipped)": skipped_uid, "version": uid, "name": name,
+                                            "kind": kind, "reason": reason})
+            self._tables["SKIPPED"].append({":START_ID(Version)": uid, ":END_ID(Skipped)": skipped_uid})
         first_ids = {}
         for layer in metrics.node_layers:
             index, count = layer.layer.index, layer.strength.size

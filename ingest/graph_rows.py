@@ -61,8 +61,14 @@ def link_blocks(network: Network, weights: WeightLayerMetrics, options: GraphOpt
     """(source index, target index, weight) blocks of a weight layer's stored LINKs."""
     if not options.stores_links(weights.layer):
         return
-    if not weights.layer.is_conv:
-        yield from options.edges.chunks(network.weight(weights.layer), max_elements)
+    layer = weights.layer
+    if layer.kind == "identity":
+        weights = network.weight(layer).detach().to("cpu", torch.float64).numpy()
+        sources = layer.identity_sources().numpy()
+        yield options.edges.filter_list(sources, np.arange(weights.size) + layer.dst_offset, weights)
+        return
+    if not layer.is_conv:
+        yield from options.edges.chunks(network.weight(layer), max_elements)
         return
     for sources, targets, values in pixel_edges(network.weight(weights.layer), weights.layer):
         yield options.edges.filter_list(sources, targets, values)

@@ -22,7 +22,7 @@ LOG = logging.getLogger("nngraph")
 from .link_weights import link_weight_stats
 from .network import Network, NodeLayer, Skipped, WeightLayer
 from .persistence import neural_persistence
-from .strengths import BLOCK_ELEMENTS, conv_strengths, dense_strengths
+from .strengths import BLOCK_ELEMENTS, Moments, conv_strengths, dense_strengths
 
 
 @dataclass
@@ -47,14 +47,15 @@ class WeightLayerMetrics:
     layer: WeightLayer
     edges: int
     link_weights: dict
-    max_abs_weight: float  # biases excluded: neural persistence normalises by weights only
+    max_abs_weight: float  # neural persistence normalises by the network-wide maximum
+    max_abs_bias: float = 0.0  # ... which includes biases in the authors' convention
     neural_persistence: float | None = None
     neural_persistence_normalized: float | None = None
 
     def summary(self) -> dict:
         layer = self.layer
         return {"name": layer.name, "kind": layer.kind, "from": layer.src, "to": layer.dst,
-                "edges": self.edges, "link_weights": self.link_weights,
+                "edges": self.edges, "link_weights": self.link_weights, "shared_with": layer.tied_to,
                 "neural_persistence": self.neural_persistence,
                 "neural_persistence_normalized": self.neural_persistence_normalized}
 
@@ -84,45 +85,71 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return device
 
 
+PERSISTENCE = ("definition", "authors")
+
+
 def compute_metrics(network: Network, *, device: str | torch.device = "auto", plus_one: bool = False,
-                    paper_conv_in_strength: bool = False, persistence: bool = True) -> NetworkMetrics:
+                    paper_conv_in_strength: bool = False, persistence: bool | str = "definition") -> NetworkMetrics:
     """Compute every tensor metric of one network version.
 
     plus_one: add 1 to the missing side of input and output nodes, as the authors' code
     does (a constant shift: fluctuations do not change). paper_conv_in_strength: conv
     in-strength counts padding edges (the authors' code); exact graph otherwise.
+    persistence: "definition" (the paper's), "authors" (their code's convention, METRICS.md
+    section 7) or False (none).
     """
+    if persistence is True:
+        persistence = "definition"
+    if persistence and persistence not in PERSISTENCE:
+        raise NNGraphError(f"--persistence {persistence!r}: expected definition or authors")
     device = resolve_device(device)
     topology = network.topology
     n = len(topology.node_layers)
     s_in, s_out, biases = [None] * n, [None] * n, [None] * n
-    weight_metrics = []
+    weight_metrics, first_of = [], {}
     with torch.no_grad():
         for layer in topology.weight_layers:
-            weight, bias = network.weight(layer), network.bias(layer)
+            weight, bias = network.weights(layer)
             into, out_of, bias_nodes, edges, moments = _layer_strengths(layer, weight, bias, device,
                                                                          paper_conv_in_strength)
             if not moments.finite or (bias is not None and not torch.isfinite(bias).all()):
                 raise NNGraphError(f"{network.source}: layer {layer.name} has NaN or infinite weights; "
                                    "was the checkpoint saved after training diverged?")
-            s_out[layer.src] = _accumulate(s_out[layer.src], out_of)
-            s_in[layer.dst] = into.to("cpu", torch.float64).numpy()
+            nodes = topology.node_layers[layer.dst].nodes
+            s_out[layer.src] = _accumulate(s_out[layer.src], out_of, 0, topology.node_layers[layer.src].nodes)
+            s_in[layer.dst] = _accumulate(s_in[layer.dst], into, layer.dst_offset, nodes)
             if bias_nodes is not None:
-                biases[layer.dst] = bias_nodes.to("cpu", torch.float64).numpy()
-            weight_metrics.append(WeightLayerMetrics(layer, edges, link_weight_stats(weight, bias, moments),
-                                                     max(abs(moments.low), abs(moments.high))))
+                biases[layer.dst] = _accumulate(biases[layer.dst], bias_nodes, layer.dst_offset, nodes)
+            if layer.tied_to is not None:  # shared weights: one sample, kept with their first use
+                stats = first_of[layer.tied_to].link_weights
+            else:
+                stats = link_weight_stats(weight, bias, moments)
+            metrics = WeightLayerMetrics(layer, edges, stats, max(abs(moments.low), abs(moments.high)),
+                                         max_abs_bias=_max_abs(bias))
+            first_of.setdefault(layer.name, metrics)
+            weight_metrics.append(metrics)
         if persistence:
-            _add_persistence(network, weight_metrics)
+            _add_persistence(network, weight_metrics, persistence)
     node_metrics = [_node_layer_metrics(layer, s_in[i], s_out[i], biases[i], plus_one)
                     for i, layer in enumerate(topology.node_layers)]
     options = {"plus_one": plus_one, "paper_conv_in_strength": paper_conv_in_strength,
-               "device": device.type}
+               "persistence": persistence or None, "device": device.type}
     return NetworkMetrics(network.source, node_metrics, weight_metrics, list(topology.skipped), options)
+
+
+def _max_abs(tensor) -> float:
+    return 0.0 if tensor is None or tensor.numel() == 0 else float(tensor.abs().max())
 
 
 def _layer_strengths(layer, weight, bias, device: torch.device, paper_conv_in_strength: bool):
     """Strengths of one weight layer; when the GPU runs out of memory, again in blocks 16 times
     smaller, then on the CPU, saying so (the results are the same, only slower)."""
+    if layer.kind == "identity":  # link j: src node sources[j] -> dst node j, weight d_j
+        moments = Moments()
+        moments.add(weight)
+        sources = layer.identity_sources()
+        out_of = torch.zeros(int(sources.max()) + 1, dtype=weight.dtype).index_add_(0, sources, weight)
+        return weight if bias is None else weight + bias, out_of, bias, weight.numel(), moments
     attempts = [(device, BLOCK_ELEMENTS), (device, BLOCK_ELEMENTS // 16)]
     if device.type != "cpu":
         attempts.append((torch.device("cpu"), BLOCK_ELEMENTS))
@@ -144,10 +171,14 @@ def _layer_strengths(layer, weight, bias, device: torch.device, paper_conv_in_st
                         "on the CPU" if following[0] != where else f"in blocks of {following[1]:,} values")
 
 
-def _accumulate(current: np.ndarray | None, part: torch.Tensor) -> np.ndarray:
-    """A node layer read by several weight layers (q, k, v of one input) sums their out-strengths."""
+def _accumulate(current: np.ndarray | None, part: torch.Tensor, offset: int, size: int) -> np.ndarray:
+    """A node layer entered or read by several weight layers (a residual addition, q, k and v of
+    one input) sums their strengths; a concatenation's parts enter at their offsets."""
     part = part.to("cpu", torch.float64).numpy()
-    return part if current is None else current + part
+    if current is None:
+        current = np.zeros(size)
+    current[offset:offset + part.size] += part
+    return current
 
 
 def _node_layer_metrics(layer, s_in, s_out, bias, plus_one) -> NodeLayerMetrics:
@@ -160,11 +191,19 @@ def _node_layer_metrics(layer, s_in, s_out, bias, plus_one) -> NodeLayerMetrics:
     return NodeLayerMetrics(layer, s_in, s_out, bias, strength, float(strength.std()))
 
 
-def _add_persistence(network: Network, weight_metrics: list[WeightLayerMetrics]) -> None:
-    network_max = max(m.max_abs_weight for m in weight_metrics)
+def _add_persistence(network: Network, weight_metrics: list[WeightLayerMetrics], convention: str) -> None:
+    """Per learned dense layer (fixed links and repeated uses of shared weights have none). The
+    network-wide maximum is over learned weights, and with the authors' convention their biases."""
+    learned = [m for m in weight_metrics if m.layer.learned]
+    network_max = max((m.max_abs_weight for m in learned), default=0.0)
+    if convention == "authors":
+        network_max = max([network_max, *(m.max_abs_bias for m in learned)])
     if network_max == 0:
         return
-    for metrics in weight_metrics:
-        if not metrics.layer.is_conv:
-            value, normalised = neural_persistence(network.weight(metrics.layer), network_max)
+    for metrics in learned:
+        if not metrics.layer.is_conv and metrics.layer.tied_to is None:
+            weight, bias = network.weights(metrics.layer)
+            value, normalised = neural_persistence(weight, network_max,
+                                                   bias=bias if convention == "authors" else None,
+                                                   authors=convention == "authors")
             metrics.neural_persistence, metrics.neural_persistence_normalized = value, normalised

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 from nngraph.errors import NNGraphError
 
+from .folding import Affine, effective, needed_keys
+
 
 @dataclass(frozen=True)
 class NodeLayer:
@@ -21,7 +23,7 @@ class NodeLayer:
     name: str
     kind: str  # "input", or the kind of the weight layer that produces it
     shape: tuple[int, ...]
-    group: str = ""  # the transformer block it belongs to (bipartite topology), else ""
+    group: str = ""  # the block it belongs to (encoder.layer.3, layer1.0...), else ""
 
     @property
     def nodes(self) -> int:
@@ -33,23 +35,54 @@ class NodeLayer:
 
 @dataclass(frozen=True)
 class WeightLayer:
-    """A layer of weights: edges from node layer `src` to node layer `dst`."""
+    """A layer of links from node layer `src` to node layer `dst`, and how to read their weights
+    from a version's tensors (folding.py): stored keys, a row slice, folded affine maps.
+
+    kind: "linear", "conv1d/2d/3d", "avgpool1d/2d/3d" (a fixed kernel) or "identity" (one link
+    of weight 1 per node, or the gain folded into it, from src node i to dst node i + dst_offset).
+    """
 
     name: str
-    kind: str  # "linear", "conv1d", "conv2d" or "conv3d"
-    weight_key: str
-    bias_key: str | None
+    kind: str
+    weight_key: str | None
+    bias_keys: tuple[str, ...]
     src: int
     dst: int
-    in_shape: tuple[int, ...] = ()  # conv: (channels, *spatial) of the input feature map
+    in_shape: tuple[int, ...] = ()  # conv and pooling: (channels, *spatial) of the input feature map
     stride: tuple[int, ...] = ()
     padding: tuple[int, ...] = ()
     dilation: tuple[int, ...] = ()
     groups: int = 1
+    kernel: tuple[int, ...] = ()  # pooling window
+    transposed: bool = False  # the stored matrix is (in, out)
+    rows: tuple[int, int] | None = None  # a slice of the stored matrix's output rows (fused qkv, RNN gates)
+    in_affines: tuple[Affine, ...] = ()
+    out_affines: tuple[Affine, ...] = ()
+    size: int = 0  # identity: number of links (one per dst node)
+    dst_offset: int = 0  # identity into a concatenation
+    repeat: int = 1  # identity, grouped-query attention: each src head feeds `repeat` dst heads
+    head_dim: int = 0
+    tied_to: str | None = None  # an earlier weight layer with the same stored weights (unrolled recurrence)
 
     @property
     def is_conv(self) -> bool:
-        return self.kind.startswith("conv")
+        """Links between feature maps (a kernel applied at every position): conv and pooling."""
+        return self.kind.startswith(("conv", "avgpool"))
+
+    @property
+    def learned(self) -> bool:
+        """Stored weights (not identity or pooling links)."""
+        return self.weight_key is not None
+
+    def identity_sources(self):
+        """identity: the src node of each link (link j enters dst node j + dst_offset)."""
+        import torch
+
+        links = torch.arange(self.size)
+        if self.repeat == 1:
+            return links
+        group = self.head_dim * self.repeat
+        return (links // group) * self.head_dim + links % self.head_dim
 
 
 @dataclass(frozen=True)
@@ -81,22 +114,26 @@ class Topology:
         """Attach one version's tensors, checking every key and shape the topology needs."""
         tensors = tensors if isinstance(tensors, CheckedTensors) else CheckedTensors(tensors, source)
         for layer in self.weight_layers:
-            for key in (layer.weight_key, layer.bias_key):
-                if key is not None and key not in tensors:
+            for key in needed_keys(layer):
+                if key not in tensors:
                     raise NNGraphError(f"{source}: layer {layer.name} has no tensor {key!r}; "
                                        "is this a checkpoint of the same architecture?")
-            weight = tensors[layer.weight_key]
-            expected = self.expected_weight_shape(layer)
-            if tuple(weight.shape[: len(expected)]) != expected:
-                raise NNGraphError(f"{source}: layer {layer.name} has weight shape "
-                                   f"{tuple(weight.shape)}, expected {expected} from the architecture")
+            if layer.learned:
+                self._check_shape(layer, tuple(tensors[layer.weight_key].shape), source)
         return Network(self, tensors, source)
 
-    def expected_weight_shape(self, layer: WeightLayer) -> tuple[int, ...]:
+    def _check_shape(self, layer: WeightLayer, stored: tuple[int, ...], source: str) -> None:
         src, dst = self.node_layers[layer.src], self.node_layers[layer.dst]
         if layer.is_conv:
-            return (dst.shape[0], src.shape[0] // layer.groups)
-        return (dst.nodes, src.nodes)
+            expected, found = (dst.shape[0], src.shape[0] // layer.groups), stored[:2]
+        else:
+            shape = stored[::-1] if layer.transposed else stored
+            rows = layer.rows[1] - layer.rows[0] if layer.rows else shape[0]
+            fits = layer.rows is None or (len(shape) == 2 and layer.rows[1] <= shape[0])
+            expected, found = (dst.nodes, src.nodes), ((rows, *shape[1:]) if fits else shape)
+        if tuple(found) != expected:
+            raise NNGraphError(f"{source}: layer {layer.name} has weight shape {stored}, expected {expected} "
+                               "from the architecture; is this a checkpoint of the same model?")
 
 
 @dataclass
@@ -106,12 +143,21 @@ class Network:
     topology: Topology
     tensors: Mapping
     source: str
+    _last: tuple | None = field(default=None, repr=False)
+
+    def weights(self, layer: WeightLayer):
+        """(weight, bias) as the layer's links carry them; the last layer's are kept, since the
+        strengths, the link statistics and the stored links read the same layer in turn."""
+        if self._last is None or self._last[0] is not layer:
+            channels = self.topology.node_layers[layer.src].shape[0]
+            self._last = (layer, effective(layer, self.tensors, channels))
+        return self._last[1]
 
     def weight(self, layer: WeightLayer):
-        return self.tensors[layer.weight_key]
+        return self.weights(layer)[0]
 
     def bias(self, layer: WeightLayer):
-        return None if layer.bias_key is None else self.tensors[layer.bias_key]
+        return self.weights(layer)[1]
 
 
 FLOAT8 = ("float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fnuz", "float8_e8m0fnu")

@@ -15,6 +15,7 @@ from nngraph.limits import check_int64, check_metric_key
 from .edges import EdgePolicy
 from .graph_rows import GraphOptions
 from .metrics import compute_metrics
+from .hf_models import is_model_directory
 from .sources import SAFETENSORS_INDEX, load_network, network_from_module
 from .writer import IngestResult, write_version
 
@@ -23,7 +24,7 @@ CHECKPOINT_SUFFIXES = {".pt", ".pth", ".bin", ".safetensors", ".pt2"}
 
 def checkpoint_files(path: Path) -> list[tuple[Path, int | None]]:
     """A file, or a directory of checkpoints ordered by the step in their names (last number)."""
-    if path.is_dir() and not (path / SAFETENSORS_INDEX).exists():
+    if path.is_dir() and not (path / SAFETENSORS_INDEX).exists() and not is_model_directory(path):
         files = [p for p in path.iterdir() if p.suffix in CHECKPOINT_SUFFIXES and p.is_file()]
         if not files:
             raise NNGraphError(f"{path}: no checkpoint files ({', '.join(sorted(CHECKPOINT_SUFFIXES))}) in it")
@@ -53,38 +54,41 @@ def version_properties(step=None, epoch=None, metrics=None, source=None, sha256=
 def ingest_path(store, path: Path, *, model: str, tag: str | None = None, step: int | None = None,
                 metrics: dict | None = None, edges: EdgePolicy = EdgePolicy(), conv_edges: str = "channel",
                 replace: bool = False, device: str = "auto", load_options: dict | None = None,
-                progress: bool = True, announce=None) -> IngestResult:
-    network, result, properties = _measured(path, step, metrics, device, load_options)
+                persistence: str = "definition", progress: bool = True, announce=None) -> IngestResult:
+    network, result, properties = _measured(path, step, metrics, device, load_options, persistence)
     return write_version(store, network, result, model=model, tag=tag or path.stem, properties=properties,
                          edges=edges, conv_edges=conv_edges, replace=replace, progress=progress, announce=announce)
 
 
 def export_path(exporter, path: Path, *, model: str, tag: str | None = None, step: int | None = None,
                 metrics: dict | None = None, options: GraphOptions = GraphOptions(), device: str = "auto",
-                load_options: dict | None = None, bar=None) -> int:
+                load_options: dict | None = None, persistence: str = "definition", bar=None) -> int:
     """Add one file's version to an export (nngraph.ingest.export.Exporter); the links written."""
-    network, result, properties = _measured(path, step, metrics, device, load_options)
+    network, result, properties = _measured(path, step, metrics, device, load_options, persistence)
     return exporter.add_version(network, result, model=model, tag=tag or path.stem, uid=secrets.token_hex(8),
                                 properties=properties, options=options, bar=bar)
 
 
-def _measured(path: Path, step, metrics, device, load_options):
+def _measured(path: Path, step, metrics, device, load_options, persistence):
     network = load_network(path, **(load_options or {}))
-    result = compute_metrics(network, device=device)
+    result = compute_metrics(network, device=device, persistence=persistence)
     properties = version_properties(step=step, metrics=metrics, source=str(path), sha256=_sha256(path))
     return network, result, properties
 
 
 def ingest_module(module, *, model_name: str, version: str, metrics: dict | None = None, step: int | None = None,
-                  epoch: int | None = None, input_shape=None, edges: str = "all", conv_edges: str = "channel",
+                  epoch: int | None = None, input_shape=None, time_steps: int | None = None, edges: str = "all",
+                  conv_edges: str = "channel", batchnorm: str = "fold", persistence: str = "definition",
                   replace: bool = False, store=None, device: str = "auto") -> IngestResult:
     """Store an in-memory nn.Module as one version (e.g. once per epoch from a training loop).
 
     Without `store`, connects to the configured database (NEO4J_* variables, config file)
-    or starts the local default.
+    or starts the local default. Conv models need input_shape (C, H, W), recurrent ones
+    time_steps; `batchnorm` and `persistence` are the CLI's --batchnorm and --persistence.
     """
-    network = network_from_module(module, input_shape, source=f"<module {type(module).__name__}>")
-    result = compute_metrics(network, device=device)
+    network = network_from_module(module, input_shape, source=f"<module {type(module).__name__}>",
+                                  time_steps=time_steps, batchnorm=batchnorm)
+    result = compute_metrics(network, device=device, persistence=persistence)
     properties = version_properties(step=step, epoch=epoch, metrics=metrics)
     policy = EdgePolicy.parse(edges) if isinstance(edges, str) else edges
     with _given_or_opened(store) as target:
@@ -120,10 +124,12 @@ class EpochRecorder:
     as it is, so a rerun after an interruption resumes without duplicates.
     """
 
-    def __init__(self, model_name: str, *, store=None, input_shape=None, edges: str = "all",
-                 conv_edges: str = "channel", device: str = "auto"):
-        self.model_name, self.input_shape, self.device = model_name, input_shape, device
-        self.edges, self.conv_edges = edges, conv_edges
+    def __init__(self, model_name: str, *, store=None, input_shape=None, time_steps: int | None = None,
+                 edges: str = "all", conv_edges: str = "channel", batchnorm: str = "fold",
+                 persistence: str = "definition", device: str = "auto"):
+        self.model_name, self.device = model_name, device
+        self.options = dict(input_shape=input_shape, time_steps=time_steps, edges=edges, conv_edges=conv_edges,
+                            batchnorm=batchnorm, persistence=persistence)
         self._opened = _given_or_opened(store)
         self._store = self._opened.__enter__()
 
@@ -133,8 +139,8 @@ class EpochRecorder:
         if tag is None:
             raise NNGraphError("give each recorded version an epoch or a version tag")
         return ingest_module(module, model_name=self.model_name, version=tag, metrics=metrics, epoch=epoch,
-                             step=step if step is not None else epoch, input_shape=self.input_shape,
-                             edges=self.edges, conv_edges=self.conv_edges, store=self._store, device=self.device)
+                             step=step if step is not None else epoch, store=self._store, device=self.device,
+                             **self.options)
 
     def close(self) -> None:
         self._opened.__exit__(None, None, None)

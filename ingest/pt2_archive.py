@@ -51,7 +51,7 @@ def _check_archive(path: Path) -> None:
     try:
         with zipfile.ZipFile(path) as archive:
             entries = archive.infolist()
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+    except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError) as exc:  # a damaged version field
         raise NNGraphError(f"{path}: not a readable torch.export archive ({first_line(exc)}); "
                            "is the file truncated or corrupt?") from None
     compiled = [e.filename for e in entries if AOTI_DIR in e.filename]
@@ -66,7 +66,7 @@ def check_expansion(path: Path) -> None:
     try:
         with zipfile.ZipFile(path) as archive:
             entries = archive.infolist()
-    except (zipfile.BadZipFile, OSError, ValueError):
+    except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError):
         return  # not a zip: the legacy format, or damaged; torch.load says which
     _check_sizes(path, entries)
 

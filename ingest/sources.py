@@ -18,46 +18,78 @@ from nngraph.errors import NNGraphError, first_line
 
 from . import topology as build
 from .network import Network
+from .hf_models import build_module, is_model_directory, renamed
 from .pt2_archive import check_expansion, load_exported
 
 CHECKPOINT_KEYS = ("state_dict", "model_state_dict", "model")
 SAFETENSORS_INDEX = "model.safetensors.index.json"
 
 
-def network_from_module(module, input_shape: tuple[int, ...] | None = None, source: str = "<module>") -> Network:
-    """An in-memory nn.Module (e.g. inside a training loop); conv models need input_shape (C, H, W)."""
-    return build.from_module(module, input_shape).bind(module.state_dict(), source)
+def network_from_module(module, input_shape: tuple[int, ...] | None = None, source: str = "<module>", *,
+                        time_steps: int | None = None, batchnorm: str = "fold") -> Network:
+    """An in-memory nn.Module (e.g. inside a training loop); conv models need input_shape (C, H, W),
+    recurrent ones time_steps."""
+    topology = build.from_module(module, input_shape, time_steps=time_steps, fold_batch_norm=_fold(batchnorm))
+    return topology.bind(module.state_dict(), source)
 
 
 def load_network(path: str | Path, *, arch: str | None = None, input_shape: tuple[int, ...] | None = None,
-                 trust_pickle: bool = False, topology: str = "chain") -> Network:
-    """Read a network file; `arch` ("package.module:factory") supplies the architecture of a
-    state_dict, else `topology` says how to read one: "chain" (an MLP) or "bipartite" (every
-    Linear layer on its own, grouped by block: transformers)."""
+                 trust_pickle: bool = False, topology: str = "chain", time_steps: int | None = None,
+                 batchnorm: str = "fold") -> Network:
+    """Read a network file or model directory. The architecture comes from the file (.pt2), from
+    `arch` ("package.module:factory") or from a directory's config.json (Hugging Face style);
+    a bare state_dict is read by `topology`: "chain" (an MLP, after a recurrent layer unrolled
+    over `time_steps` when there is one) or "bipartite" (every Linear layer on its own)."""
     path = Path(path)
     source = str(path)
     check_readable(path)
+    fold = _fold(batchnorm)
+    build.check_time_steps(time_steps)
     if path.suffix == ".pt2":
         if arch:
             raise NNGraphError(f"{source}: a .pt2 archive carries its own architecture; drop --arch")
         program = load_exported(path, trust_pickle)
-        return build.from_exported(program).bind(program.state_dict, source)
+        return build.from_exported(program, fold_batch_norm=fold).bind(program.state_dict, source)
+    if is_model_directory(path) and not arch:
+        module = build_module(path)
+        tensors = renamed(module, _sharded_safetensors(path))
+        return build.from_module(module, time_steps=time_steps, fold_batch_norm=fold).bind(tensors, source)
     import torch
 
     loaded = _load_tensors_or_module(path, trust_pickle)
     if isinstance(loaded, torch.nn.Module):  # a whole nn.Module, loaded with trust_pickle
-        return network_from_module(loaded, input_shape, source)
+        return network_from_module(loaded, input_shape, source, time_steps=time_steps, batchnorm=batchnorm)
     if not isinstance(loaded, Mapping):
         raise NNGraphError(f"{source}: holds a {type(loaded).__name__}, not a state_dict; save "
                            "model.state_dict() (a mapping of names to tensors) instead")
     tensors = _state_dict(loaded, source)
     if arch:
         module = _build_arch(arch, source)
-        topology = build.from_module(module, input_shape)
+        _check_matches(module, tensors, arch, source)
+        topology = build.from_module(module, input_shape, time_steps=time_steps, fold_batch_norm=fold)
         return topology.bind(tensors, source)
     if topology == "bipartite":
         return build.bipartite_from_state_dict(tensors, source).bind(tensors, source)
-    return build.from_state_dict(tensors, source).bind(tensors, source)
+    return build.from_state_dict(tensors, source, time_steps).bind(tensors, source)
+
+
+def _fold(batchnorm: str) -> bool:
+    if batchnorm not in ("fold", "pass-through"):
+        raise NNGraphError(f"--batchnorm {batchnorm!r}: expected fold or pass-through")
+    return batchnorm == "fold"
+
+
+def _check_matches(module, tensors: Mapping, arch: str, source: str) -> None:
+    """The state_dict must be the module's: same parameter names and shapes."""
+    expected = {k: tuple(v.shape) for k, v in module.state_dict().items() if v.is_floating_point()}
+    missing = [k for k in expected if k not in tensors]
+    if missing:
+        raise NNGraphError(f"{source}: does not match the module from --arch {arch}: it has no {missing[0]!r} "
+                           f"({len(missing)} of its {len(expected)} tensors missing); is it a checkpoint of that model?")
+    for key, shape in expected.items():
+        if tuple(tensors[key].shape) != shape:
+            raise NNGraphError(f"{source}: does not match the module from --arch {arch}: {key!r} has shape "
+                               f"{tuple(tensors[key].shape)}, the module's has {shape}")
 
 
 def check_readable(path: Path) -> None:

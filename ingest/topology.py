@@ -1,227 +1,147 @@
-"""Build a Topology: from a torch.export graph (modules and .pt2 files) or a bare state_dict.
+"""Build a Topology: from the forward pass of a module or a .pt2 archive (trace.py), or from a
+bare state_dict (an MLP chain, a recurrent network, or every Linear layer on its own).
 
-Rules (METRICS.md section 1, and the documented ones for layers the paper does not define):
-- Linear and Conv1d/2d/3d are weight layers; their input and output neurons are node layers.
-- Activations, dropout, flatten and reshapes keep the same nodes (flatten orders (c, h, w)).
-- Normalisation rescales each node without edges: its nodes pass through unchanged; it is
-  listed as skipped with that reason.
-- Anything else that consumes neurons (pooling, residual additions, attention, embeddings,
-  recurrent cells) has no graph: it is listed as skipped and the graph is cut there; the
-  next weight layer starts from a new node layer (kind "cut") with only out-strength.
+The forward pass is the source of truth (METRICS.md section 9): layer order and wiring come from
+torch.export, never from the alphabetical order of keys. A state_dict without its module can
+only be read where the keys alone say how the layers connect.
 """
 
 from __future__ import annotations
 
+import logging
 import re
-
+import warnings
 from typing import Mapping
 
-from nngraph.errors import NNGraphError
+from nngraph.errors import NNGraphError, first_line
 
 from .network import Topology, WeightLayer
+from .recurrent import unroll
+from .fx_nodes import block_of
+from .trace import from_exported
 
-PASS_THROUGH = {
-    "relu", "relu_", "gelu", "tanh", "sigmoid", "silu", "elu", "selu", "celu", "leaky_relu",
-    "hardtanh", "softplus", "mish", "hardswish", "hardsigmoid", "softmax", "log_softmax",
-    "_softmax", "_log_softmax", "dropout", "feature_dropout", "alpha_dropout", "clone",
-    "contiguous", "detach", "_to_copy", "to", "alias", "lift_fresh_copy", "flatten", "view",
-    "reshape", "_unsafe_view", "squeeze", "unsqueeze", "getitem", "identity",
-}
-NORMALISATION = {
-    "batch_norm", "native_batch_norm", "_native_batch_norm_legit_no_training",
-    "_native_batch_norm_legit", "layer_norm", "native_layer_norm", "group_norm",
-    "native_group_norm", "instance_norm", "rms_norm",
-}
-CONV = {"conv1d", "conv2d", "conv3d", "convolution"}
-REASONS = {
-    "pool": "pooling has no weights and changes the node set: the graph is cut here",
-    "add": "a residual addition merges node layers without weights: the graph is cut here",
-    "attention": "attention weights depend on the data, not on stored weights: no fixed graph",
-    "embedding": "an embedding is a lookup table, not weighted links between neurons",
-    "recurrent": "recurrent cells are not supported yet (METRICS.md section 6): the graph is cut here",
-}
-NORM_REASON = "normalisation rescales each node without links: its nodes pass through unchanged"
+LOG = logging.getLogger("nngraph")
 
 
-def op_name(node) -> str:
-    return getattr(node.target, "_opname", None) or getattr(node.target, "__name__", str(node.target))
-
-
-def reason_for(op: str) -> str:
-    if "pool" in op:
-        return REASONS["pool"]
-    if op in {"add", "add_", "sub", "cat"}:
-        return REASONS["add"]
-    if op in {"scaled_dot_product_attention", "matmul", "bmm", "baddbmm", "einsum"}:
-        return REASONS["attention"]
-    if "embedding" in op:
-        return REASONS["embedding"]
-    if op in {"lstm", "gru", "rnn_tanh", "rnn_relu"}:
-        return REASONS["recurrent"]
-    return f"{op} has no graph under the METRICS.md rules: the graph is cut here"
-
-
-def module_label(node) -> tuple[str, str]:
-    """(module path, module class) of the module a graph node came from."""
-    stack = node.meta.get("nn_module_stack") or {}
-    if not stack:
-        return node.name, op_name(node)
-    path, cls = list(stack.values())[-1]
-    cls_name = cls if isinstance(cls, str) else getattr(cls, "__name__", str(cls))
-    return path or node.name, cls_name.rsplit(".", 1)[-1]
-
-
-def _shape(node) -> tuple[int, ...]:
-    return tuple(int(s) for s in node.meta["val"].shape)
-
-
-def _conv_padding(padding, kernel: tuple[int, ...], dilation: tuple[int, ...], name: str):
-    """Explicit padding as given; 'valid' and 'same' turned into sizes."""
-    if isinstance(padding, str):
-        if padding == "valid":
-            return tuple(0 for _ in kernel)
-        totals = [d * (k - 1) for k, d in zip(kernel, dilation)]
-        if any(t % 2 for t in totals):
-            raise NNGraphError(f"layer {name}: padding='same' with an even kernel pads unevenly; "
-                               "use explicit padding")
-        return tuple(t // 2 for t in totals)
-    return padding
-
-
-def _expand(value, dims: int) -> tuple[int, ...]:
-    if isinstance(value, int):
-        return (value,) * dims
-    value = tuple(int(v) for v in value)
-    return value * dims if len(value) == 1 else value
-
-
-def from_exported(program) -> Topology:
-    """Walk a torch.export ExportedProgram in execution order."""
-    signature = program.graph_signature
-    params = {**signature.inputs_to_parameters, **signature.inputs_to_buffers}
-    topology = Topology()
-    origin = {}  # graph node -> node-layer index, or the graph node where a cut started
-    created = {}  # cut-start graph node -> node-layer index
-
-    def node_layer(tensor_node, shape, cut_name):
-        source = origin.get(tensor_node, tensor_node)
-        if isinstance(source, int):
-            if topology.node_layers[source].nodes == _numel(shape):
-                return source
-            source = tensor_node  # a reshape that changed the node set: start afresh
-        if source not in created:
-            is_input = source.op == "placeholder"
-            created[source] = topology.add_node_layer("input" if is_input else cut_name,
-                                                      "input" if is_input else "cut", shape)
-        return created[source]
-
-    for node in program.graph.nodes:
-        if node.op == "placeholder":
-            continue
-        if node.op != "call_function":
-            continue
-        op = op_name(node)
-        tensor_args = [a for a in node.args if hasattr(a, "op")]
-        if op in PASS_THROUGH or op in NORMALISATION:
-            if tensor_args:
-                origin[node] = origin.get(tensor_args[0], tensor_args[0])
-            if op in NORMALISATION:
-                path, cls = module_label(node)
-                topology.skip(path, cls, NORM_REASON)
-            continue
-        weight_arg = node.args[1] if len(node.args) > 1 else None
-        is_weight_op = (op == "linear" or op in CONV) and getattr(weight_arg, "name", None) in params
-        if is_weight_op and op == "convolution" and node.args[6]:
-            is_weight_op = False  # transposed convolution: not in METRICS.md
-        if not is_weight_op:
-            uses = [a for a in tensor_args if a.op != "placeholder" or a.name in params
-                    or a.name in signature.user_inputs]
-            if uses:
-                path, cls = module_label(node)
-                topology.skip(path, cls, reason_for(op))
-            continue
-        _add_weight_layer(topology, node, op, params, node_layer, origin)
-
-    if not topology.weight_layers:
-        raise NNGraphError("the model has no Linear or Conv layers: nothing to turn into a graph")
-    return topology
-
-
-def _numel(shape) -> int:
-    count = 1
-    for s in shape:
-        count *= s
-    return count
-
-
-def _add_weight_layer(topology, node, op, params, node_layer, origin):
-    x, w = node.args[0], node.args[1]
-    bias_arg = node.args[2] if len(node.args) > 2 else None
-    weight_key = params[w.name]
-    bias_key = params[bias_arg.name] if bias_arg is not None else None
-    name = weight_key.rsplit(".", 1)[0] if "." in weight_key else weight_key
-    w_shape, x_shape, y_shape = _shape(w), _shape(x), _shape(node)
-    cut_name = f"before {name}"
-    if op == "linear":
-        src = node_layer(x, (w_shape[1],), cut_name)
-        dst = topology.add_node_layer(name, "linear", (w_shape[0],))
-        topology.weight_layers.append(WeightLayer(name, "linear", weight_key, bias_key, src, dst))
-    else:
-        dims = len(w_shape) - 2
-        args = list(node.args) + [None] * 9
-        if op == "convolution":
-            stride, padding, dilation, groups = args[3], args[4], args[5], args[8]
-        else:
-            stride, padding, dilation, groups = args[3] or 1, args[4] or 0, args[5] or 1, args[6] or 1
-        stride, dilation = _expand(stride, dims), _expand(dilation, dims)
-        padding = _expand(_conv_padding(padding, w_shape[2:], dilation, name), dims)
-        in_shape = x_shape[1:]
-        src = node_layer(x, in_shape, cut_name)
-        dst = topology.add_node_layer(name, f"conv{dims}d", y_shape[1:])
-        topology.weight_layers.append(WeightLayer(
-            name, f"conv{dims}d", weight_key, bias_key, src, dst, in_shape=in_shape,
-            stride=stride, padding=padding, dilation=dilation, groups=int(groups)))
-    origin[node] = dst
-
-
-def from_module(module, input_shape: tuple[int, ...] | None = None) -> Topology:
-    """Trace a module with torch.export on a zero input of `input_shape` (without the batch)."""
+def from_module(module, input_shape: tuple[int, ...] | None = None, *, time_steps: int | None = None,
+                fold_batch_norm: bool = True) -> Topology:
+    """Trace a module with torch.export on a zero input of `input_shape` (without the batch);
+    recurrent models on `time_steps` steps, Hugging Face models on `time_steps` tokens (8 by default)."""
     import torch
 
-    if input_shape is None:
-        input_shape = _infer_input_shape(module)
-    dtype = next((p.dtype for p in module.parameters() if p.is_floating_point()), torch.float32)
-    example = torch.zeros((1, *input_shape), dtype=dtype)
+    check_time_steps(time_steps)
+    args, kwargs = _example(module, input_shape, time_steps)
+    shape = tuple(next(iter(kwargs.values())).shape[1:]) if kwargs else tuple(args[0].shape[1:])
     was_training = module.training
     module.eval()  # normalisation and dropout in their inference form
     try:
-        program = torch.export.export(module, (example,), strict=False)
-    except Exception as exc:  # export raises many types; all mean the same to the user
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise NNGraphError(f"could not trace the model with an input of shape {tuple(input_shape)}: "
-                           f"{first_line}. Check --input-shape, or save it with torch.export.save "
-                           "and pass the .pt2 file") from None
+        with torch.no_grad():
+            try:
+                module(*args, **kwargs)
+            except Exception as exc:  # the user's model: whatever it raises means the input does not fit
+                raise NNGraphError(f"the model does not run on an input of shape {shape} ({type(exc).__name__}: "
+                                   f"{first_line(exc)}); check --input-shape (without the batch) or "
+                                   "--time-steps") from None
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # export's notes on RNN flat weights and the like
+                program = torch.export.export(module, args, kwargs=kwargs, strict=False)
+        except Exception as exc:  # it runs but cannot be traced: data-dependent control flow, opaque ops
+            return untraced(module, first_line(exc))
     finally:
         module.train(was_training)
-    return from_exported(program)
+    return from_exported(program, fold_batch_norm=fold_batch_norm)
 
 
-def _infer_input_shape(module) -> tuple[int, ...]:
+def untraced(module, error: str) -> Topology:
+    """What can be read without the forward pass: every Linear layer on its own (as
+    --topology bipartite); every other module with weights listed with the reason."""
+    import torch.nn as nn
+
+    LOG.warning("the forward pass could not be traced (%s): each Linear layer is read on its own, and the "
+                "modules between them are listed as skipped", error)
+    linear = {f"{name}.{key}" if name else key: tensor for name, sub in module.named_modules()
+              if isinstance(sub, nn.Linear) for key, tensor in sub.state_dict().items()}
+    if not linear:
+        raise NNGraphError(f"the forward pass could not be traced ({error}), and the model has no Linear layers "
+                           "to read on their own; save it with torch.export.save, or simplify its forward")
+    topology = bipartite_from_state_dict(linear, "the model")
+    reason = f"the forward pass could not be traced ({error}): not connected"
+    for name, sub in module.named_modules():
+        if not isinstance(sub, nn.Linear) and any(True for _ in sub.parameters(recurse=False)):
+            topology.skip(name, type(sub).__name__, reason)
+    topology.skip("(the whole model)", type(module).__name__, reason)
+    return topology
+
+
+def check_time_steps(time_steps) -> None:
+    if time_steps is not None and (isinstance(time_steps, bool) or not isinstance(time_steps, int) or time_steps < 1):
+        raise NNGraphError(f"--time-steps {time_steps!r}: give a whole number of steps, 1 or more")
+
+
+def _example(module, input_shape, time_steps):
+    """Example arguments for export: token ids for a Hugging Face model, else a zero tensor."""
+    import torch
+
+    if hasattr(module, "config") and getattr(module, "main_input_name", None) == "input_ids":
+        ids = torch.zeros((1, time_steps or 8), dtype=torch.long)
+        kwargs = {"input_ids": ids}
+        if hasattr(module.config, "use_cache"):
+            kwargs["use_cache"] = False  # the cache object is not a tensor output
+        return (), kwargs
+    dtype = next((p.dtype for p in module.parameters() if p.is_floating_point()), torch.float32)
+    if input_shape is None:
+        input_shape = _infer_input_shape(module, time_steps)
+    elif time_steps is not None and _first_recurrent(module) is not None:
+        input_shape = (time_steps, *input_shape[1:])
+    recurrent = _first_recurrent(module)
+    if recurrent is not None and not recurrent.batch_first:  # (T, batch, features)
+        return (torch.zeros((input_shape[0], 1, *input_shape[1:]), dtype=dtype),), {}
+    return (torch.zeros((1, *input_shape), dtype=dtype),), {}
+
+
+def _first_recurrent(module):
     import torch.nn as nn
 
     for sub in module.modules():
+        if isinstance(sub, (nn.RNN, nn.LSTM, nn.GRU)):
+            return sub
+        if isinstance(sub, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+            return None
+    return None
+
+
+def _infer_input_shape(module, time_steps) -> tuple[int, ...]:
+    import torch.nn as nn
+
+    for sub in module.modules():
+        if isinstance(sub, (nn.RNN, nn.LSTM, nn.GRU)):
+            if time_steps is None:
+                raise NNGraphError("a recurrent model is unrolled over a number of time steps: give "
+                                   "time_steps=T (CLI: --time-steps T)")
+            return (time_steps, sub.input_size)
         if isinstance(sub, nn.Linear):
             return (sub.in_features,)
         if isinstance(sub, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
             raise NNGraphError("a convolutional model needs its input size to build the graph: "
                                "give input_shape=(C, H, W) (CLI: --input-shape C,H,W)")
-    raise NNGraphError("the model has no Linear or Conv layers: nothing to turn into a graph")
+    raise NNGraphError("the model has no Linear, Conv or recurrent layers: nothing to turn into a graph")
 
 
-def from_state_dict(tensors: Mapping, source: str) -> Topology:
-    """A bare state_dict: its 2-D `*.weight` tensors, in order, must chain as an MLP."""
+RECURRENT_KEY = re.compile(r"^(?:(.*)\.)?weight_ih_l(\d+)$")
+CELLS = {1: "rnn", 3: "gru", 4: "lstm"}  # stacked gate rows per hidden unit
+
+
+def from_state_dict(tensors: Mapping, source: str, time_steps: int | None = None) -> Topology:
+    """A bare state_dict: its 2-D `*.weight` tensors, in order, must chain as an MLP, after a
+    recurrent layer (`*.weight_ih_l0`...) unrolled over `time_steps` when there is one."""
     topology = Topology()
     keys = list(tensors.keys())
+    recurrent = [m for m in map(RECURRENT_KEY.match, keys) if m]
+    previous = None
+    if recurrent:
+        previous, used = _recurrent(topology, tensors, recurrent, source, time_steps)
+        keys = [k for k in keys if k not in used]
     weight_keys = [k for k in keys if k.endswith("weight") and len(tensors[k].shape) == 2]
     conv_keys = [k for k in keys if k.endswith("weight") and len(tensors[k].shape) in (3, 4, 5)]
     if conv_keys:
@@ -230,11 +150,10 @@ def from_state_dict(tensors: Mapping, source: str) -> Topology:
             "its stride, padding or input size. Pass --arch package.module:factory (a function "
             "returning the nn.Module) with --input-shape C,H,W, or save the model with "
             "torch.export.save and pass the .pt2 file")
-    if not weight_keys:
+    if not weight_keys and previous is None:
         raise NNGraphError(f"{source}: no Linear weights (2-D '*.weight' tensors) found: "
                            "nothing to turn into a graph")
-    used = set(weight_keys)
-    previous = None
+    used = set(weight_keys) | set(tensors.keys()) - set(keys)
     for key in weight_keys:
         out_features, in_features = (int(s) for s in tensors[key].shape)
         prefix = key[: -len("weight")]
@@ -246,8 +165,9 @@ def from_state_dict(tensors: Mapping, source: str) -> Topology:
                 raise NNGraphError(
                     f"{source}: shapes do not chain: layer {name} takes {in_features} inputs but "
                     f"the layer before it gives {topology.node_layers[previous].nodes} outputs. "
-                    "If this is not a plain MLP, pass --arch package.module:factory or a .pt2 file, "
-                    "or --topology bipartite to read every Linear layer on its own (transformers)")
+                    "If this is not a plain MLP, pass --arch package.module:factory or a .pt2 file; for a "
+                    "transformer, its model directory (config.json and safetensors); or --topology bipartite "
+                    "to read every Linear layer on its own")
             src = previous
         bias_key = prefix + "bias" if prefix + "bias" in tensors else None
         if bias_key is not None:
@@ -256,7 +176,7 @@ def from_state_dict(tensors: Mapping, source: str) -> Topology:
                 raise NNGraphError(f"{source}: layer {name}: bias shape "
                                    f"{tuple(tensors[bias_key].shape)} does not match {out_features} outputs")
         dst = topology.add_node_layer(name, "linear", (out_features,))
-        topology.weight_layers.append(WeightLayer(name, "linear", key, bias_key, src, dst))
+        topology.weight_layers.append(WeightLayer(name, "linear", key, (bias_key,) if bias_key else (), src, dst))
         previous = dst
     for key in keys:
         if key not in used:
@@ -265,7 +185,38 @@ def from_state_dict(tensors: Mapping, source: str) -> Topology:
     return topology
 
 
-BLOCK = re.compile(r"^(.*?(?:^|\.)(?:layer|layers|h|block|blocks)\.\d+)\.")
+def _recurrent(topology: Topology, tensors: Mapping, matches, source: str, time_steps):
+    """One recurrent module's weight_ih_l0.. (the state_dict of nn.RNN, LSTM or GRU), unrolled;
+    returns the last hidden layer and the keys it used."""
+    prefixes = {m.group(1) for m in matches}
+    if len(prefixes) > 1 or any(k.endswith("_reverse") for k in tensors.keys()):
+        raise NNGraphError(f"{source}: more than one recurrent module, or a bidirectional one: a state_dict alone "
+                           "does not say how they connect. Pass --arch package.module:factory")
+    if time_steps is None:
+        raise NNGraphError(f"{source}: a recurrent network is unrolled over a number of time steps: give "
+                           "--time-steps T")
+    check_time_steps(time_steps)
+    prefix = matches[0].group(1)
+    key = (lambda name: f"{prefix}.{name}" if prefix else name)  # noqa: E731
+    depth, stacked, used = len(matches), [], set()
+    for layer in range(depth):
+        names = {part: key(f"{part.replace('w_', 'weight_').replace('b_', 'bias_')}_l{layer}")
+                 for part in ("w_ih", "w_hh", "b_ih", "b_hh")}
+        if names["w_hh"] not in tensors:
+            raise NNGraphError(f"{source}: {names['w_ih']} has no {names['w_hh']}: not a recurrent state_dict")
+        stacked.append({part: (n if n in tensors else None) for part, n in names.items()})
+        used.update(n for n in names.values() if n in tensors)
+    hidden = int(tensors[stacked[0]["w_hh"]].shape[1])
+    gates = int(tensors[stacked[0]["w_ih"]].shape[0]) // hidden
+    if gates not in CELLS or len(tensors[stacked[0]["w_ih"]].shape) != 2:
+        raise NNGraphError(f"{source}: {stacked[0]['w_ih']} has {gates} stacked gates; expected 1 (RNN), "
+                           "3 (GRU) or 4 (LSTM)")
+    input_size = int(tensors[stacked[0]["w_ih"]].shape[1])
+    inputs = [topology.add_node_layer(f"x[{t}]", "input", (input_size,)) for t in range(1, time_steps + 1)]
+    sequence, _ = unroll(topology, CELLS[gates], stacked, inputs, hidden, prefix or CELLS[gates])
+    return sequence[-1], used
+
+
 
 
 def bipartite_from_state_dict(tensors: Mapping, source: str) -> Topology:
@@ -290,11 +241,10 @@ def bipartite_from_state_dict(tensors: Mapping, source: str) -> Topology:
             continue
         out_features, in_features = (int(s) for s in tensor.shape)
         bias_key = prefix + "bias" if prefix + "bias" in tensors else None
-        block = BLOCK.match(key)
-        group = block.group(1) if block else ""
+        group = block_of(key)
         src = topology.add_node_layer(f"{name} (inputs)", "input", (in_features,), group)
         dst = topology.add_node_layer(name, "linear", (out_features,), group)
-        topology.weight_layers.append(WeightLayer(name, "linear", key, bias_key, src, dst))
+        topology.weight_layers.append(WeightLayer(name, "linear", key, (bias_key,) if bias_key else (), src, dst))
         used.update({key, bias_key})
     if not topology.weight_layers:
         raise NNGraphError(f"{source}: no Linear weights (2-D '*.weight' tensors) found: nothing to turn into a graph")

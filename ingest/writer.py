@@ -22,7 +22,7 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -63,6 +63,10 @@ UNWIND $rows AS row
 CREATE (l:Layer {uid: row.uid, version: $version})
 SET l += row.properties
 CREATE (v)-[:HAS_LAYER]->(l)"""
+CREATE_SKIPPED = """
+MATCH (v:Version {uid: $version})
+UNWIND $rows AS r
+CREATE (v)-[:SKIPPED]->(:Skipped {version: $version, name: r[0], kind: r[1], reason: r[2]})"""
 CREATE_NEXT = """
 UNWIND $rows AS r
 MATCH (a:Layer {uid: r[0]})
@@ -113,9 +117,11 @@ DELETE_BATCH = {
     "neurons": "MATCH (n:Neuron {version: $version}) WITH n LIMIT $limit DETACH DELETE n RETURN count(*) AS n",
     "channels": "MATCH (c:Channel {version: $version}) WITH c LIMIT $limit DETACH DELETE c RETURN count(*) AS n",
     "layers": "MATCH (l:Layer {version: $version}) WITH l LIMIT $limit DETACH DELETE l RETURN count(*) AS n",
+    "skipped": "MATCH (s:Skipped {version: $version}) WITH s LIMIT $limit DETACH DELETE s RETURN count(*) AS n",
     "version": "MATCH (v:Version {uid: $version}) DETACH DELETE v RETURN count(*) AS n",
 }
-CYPHER = [UNFINISHED, RENEW, OWNED, EXISTING, CREATE_VERSION, CREATE_LAYERS, CREATE_NEXT, CREATE_NEURONS, CREATE_LINKS,
+CYPHER = [UNFINISHED, RENEW, OWNED, EXISTING, CREATE_VERSION, CREATE_LAYERS, CREATE_SKIPPED, CREATE_NEXT, CREATE_NEURONS,
+          CREATE_LINKS,
           CREATE_CHANNELS, CREATE_CHANNEL_LINKS, PUBLISH, *DELETE_BATCH.values()]
 
 
@@ -127,6 +133,7 @@ class IngestResult:
     status: str  # "stored", "replaced" or "exists"
     neurons: int = 0
     links: int = 0
+    skipped: list = field(default_factory=list)  # modules without links of their own: name, kind, reason
 
 
 def write_version(store, network: Network, metrics: NetworkMetrics, *, model: str, tag: str,
@@ -143,10 +150,11 @@ def write_version(store, network: Network, metrics: NetworkMetrics, *, model: st
         _clear_leftovers(store, model, tag, writer, announce)
         existing = store.read(EXISTING, {"model": model, "tag": tag})
         if existing and not replace:
-            return IngestResult(model, tag, existing[0]["uid"], "exists")
+            return IngestResult(model, tag, existing[0]["uid"], "exists", skipped=[vars(s) for s in metrics.skipped])
         uid = secrets.token_hex(8)
         store.write(CREATE_VERSION, {**lease, "uid": uid, "properties": properties or {}})
         store.write(CREATE_LAYERS, {"version": uid, "rows": layer_rows(uid, metrics, options)}, retries=5)
+        store.write(CREATE_SKIPPED, {"version": uid, "rows": skipped_rows(metrics)})
         store.write(CREATE_NEXT, {"rows": [[layer_uid(uid, m.layer.src), layer_uid(uid, m.layer.dst), m.layer.name,
                                             m.layer.kind, m.edges] for m in metrics.weight_layers]})
         with _progress_bar(f"{model}/{tag}", metrics, options, progress) as bar:
@@ -165,7 +173,8 @@ def write_version(store, network: Network, metrics: NetworkMetrics, *, model: st
             return IngestResult(model, tag, store.read(EXISTING, {"model": model, "tag": tag})[0]["uid"], "exists")
         for old in published[0]["replaced"]:
             delete_version(store, old)
-    return IngestResult(model, tag, uid, "replaced" if published[0]["replaced"] else "stored", neurons, links)
+    return IngestResult(model, tag, uid, "replaced" if published[0]["replaced"] else "stored", neurons, links,
+                        [vars(s) for s in metrics.skipped])
 
 
 def _clear_leftovers(store, model: str, tag: str, writer: str, announce) -> None:
@@ -256,9 +265,17 @@ def layer_uid(version: str, index: int) -> str:
     return f"{version}:{index}"
 
 
+def skipped_rows(metrics: NetworkMetrics) -> list[list[str]]:
+    """[name, kind, reason] of every module with no links of its own (stored as Skipped nodes)."""
+    return [[s.name, s.kind, s.reason] for s in metrics.skipped]
+
+
 def layer_rows(uid: str, metrics: NetworkMetrics, options: GraphOptions) -> list[dict]:
     rows = []
-    feeding = {m.layer.dst: m for m in metrics.weight_layers}
+    feeding = {}  # a layer's link statistics: those of the first stored weights entering it, counted once
+    for m in metrics.weight_layers:
+        if m.layer.learned and m.layer.tied_to is None:
+            feeding.setdefault(m.layer.dst, m)
     for node_layer in metrics.node_layers:
         summary = node_layer.summary()
         properties = {key: summary[key] for key in ("index", "name", "kind", "group", "shape", "nodes", "fluctuation",

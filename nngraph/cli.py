@@ -30,22 +30,44 @@ def _input_shape(ctx, param, value):
     return shape
 
 
+LOAD_OPTIONS = ("arch", "input_shape", "trust_pickle", "topology", "time_steps", "batchnorm")
+
+
 def model_source_options(command):
-    """Options that say how to read a model file; shared by every command that reads one."""
+    """Options that say how to read a model file; shared by every command that reads one, and
+    handed to it as one `load_options` dict."""
+    import functools
+
     options = [
         click.option("--arch", metavar="PACKAGE.MODULE:FACTORY",
                      help="Function that builds the nn.Module, for state_dicts that are not plain MLPs."),
         click.option("--input-shape", callback=_input_shape, metavar="C,H,W",
                      help="Input size without the batch (needed for conv models from --arch)."),
+        click.option("--time-steps", type=click.IntRange(min=1), metavar="T",
+                     help="Recurrent networks: unroll over T steps (needed for RNN, LSTM and GRU); "
+                          "transformers: the number of tokens traced (default 8; the graph does not depend on it)."),
+        click.option("--batchnorm", type=click.Choice(["fold", "pass-through"]), default="fold", show_default=True,
+                     help="fold BatchNorm into the conv or linear layer before it, or keep its nodes unchanged."),
         click.option("--trust-pickle", is_flag=True,
                      help="Allow files that hold pickled modules: loading them runs code."),
         click.option("--topology", type=click.Choice(["chain", "bipartite"]), default="chain", show_default=True,
-                     help="How to read a bare state_dict: chain (an MLP) or bipartite (every Linear layer on "
-                          "its own, grouped by block: transformers)."),
+                     help="How to read a bare state_dict without its architecture: chain (an MLP, or a recurrent "
+                          "layer then Linear layers) or bipartite (every Linear layer on its own). Transformers: "
+                          "give the model directory (config.json and safetensors) instead."),
     ]
+
+    @functools.wraps(command)
+    def collected(**kwargs):
+        return command(load_options={name: kwargs.pop(name) for name in LOAD_OPTIONS}, **kwargs)
+
     for option in reversed(options):
-        command = option(command)
-    return command
+        collected = option(collected)
+    return collected
+
+
+PERSISTENCE = click.option("--persistence", type=click.Choice(["definition", "authors"]), default="definition",
+                           show_default=True, help="Neural persistence as the paper defines it, or as the authors' "
+                           "code computes it (bias vertices; METRICS.md section 7).")
 
 
 def version_options(command):
@@ -111,8 +133,9 @@ def cli():
 @click.option("--plus-one", is_flag=True, help="Paper compatibility: add 1 to input and output strengths.")
 @click.option("--conv-in-strength", type=click.Choice(["exact", "paper"]), default="exact", show_default=True,
               help="paper counts padding edges in conv in-strength, as the authors' code does.")
+@PERSISTENCE
 @click.option("--no-persistence", is_flag=True, help="Skip neural persistence (a spanning tree per layer).")
-def metrics(path, arch, input_shape, trust_pickle, topology, fmt, device, plus_one, conv_in_strength, no_persistence):
+def metrics(path, load_options, fmt, device, plus_one, conv_in_strength, persistence, no_persistence):
     """Print per-layer metrics of a model file, without any database.
 
     PATH is a state_dict (.pt/.pth/.bin), a checkpoint dict, a .safetensors file or a
@@ -120,11 +143,12 @@ def metrics(path, arch, input_shape, trust_pickle, topology, fmt, device, plus_o
     """
     from nngraph.ingest import compute_metrics, load_network
 
-    network = load_network(path, arch=arch, input_shape=input_shape, trust_pickle=trust_pickle, topology=topology)
+    network = load_network(path, **load_options)
     result = compute_metrics(network, device=device, plus_one=plus_one,
                              paper_conv_in_strength=conv_in_strength == "paper",
-                             persistence=not no_persistence)
+                             persistence=False if no_persistence else persistence)
     summary = result.summary()
+    _print_skipped(summary["skipped"])
     if fmt == "json":
         click.echo(json.dumps(summary, indent=2))
         return
@@ -137,10 +161,15 @@ def metrics(path, arch, input_shape, trust_pickle, topology, fmt, device, plus_o
                  "w_mean": w["link_weights"]["mean"], "w_std": w["link_weights"]["std"],
                  "w_min": w["link_weights"]["min"], "w_max": w["link_weights"]["max"],
                  "persistence": w["neural_persistence"],
-                 "persistence_norm": w["neural_persistence_normalized"]} for w in summary["weight_layers"]]
+                 "persistence_norm": w["neural_persistence_normalized"]}
+                for w in summary["weight_layers"] if w["shared_with"] is None]
         click.echo(render(rows, fmt))
-        for item in summary["skipped"]:
-            click.echo(f"skipped {item['name']} ({item['kind']}): {item['reason']}")
+
+
+def _print_skipped(skipped: list[dict]) -> None:
+    """Modules without links of their own, on stderr (stdout stays the table, JSON or CSV)."""
+    for item in skipped:
+        click.echo(f"no links: {item['name']} ({item['kind']}): {item['reason']}", err=True)
 
 
 
@@ -268,10 +297,11 @@ def db_import(directory, yes):
 @version_options
 @click.option("--replace", is_flag=True, help="Overwrite a version that is already stored.")
 @model_source_options
+@PERSISTENCE
 @DEVICE
 @connection_options
-def ingest(paths, model, tag, step, metric_pairs, edge_policy, conv_edges, replace, arch, input_shape, trust_pickle,
-           topology, device, uri, user, password, database):
+def ingest(paths, model, tag, step, metric_pairs, edge_policy, conv_edges, replace, load_options, persistence,
+           device, uri, user, password, database):
     """Store model files as versions: neurons, layers, links and their metrics.
 
     Each PATH is a model file (anything `nngraph metrics` reads) or a directory of
@@ -283,13 +313,16 @@ def ingest(paths, model, tag, step, metric_pairs, edge_policy, conv_edges, repla
     policy = EdgePolicy.parse(edge_policy)
     metrics = _key_values(metric_pairs, "--metric")
     files = _version_files(paths, tag)
-    load_options = {"arch": arch, "input_shape": input_shape, "trust_pickle": trust_pickle, "topology": topology}
+    printed = None
     with open_store(uri, user, password, database) as store:
         for file, file_step in files:
             result = ingest_path(store, file, model=model, tag=tag, step=step if step is not None else file_step,
                                  metrics=metrics, edges=policy, conv_edges=conv_edges, replace=replace,
-                                 device=device, load_options=load_options,
+                                 device=device, load_options=load_options, persistence=persistence,
                                  announce=lambda message: click.echo(message, err=True))
+            if result.skipped != printed:  # once per architecture, not once per checkpoint
+                _print_skipped(result.skipped)
+                printed = result.skipped
             if result.status == "exists":
                 click.echo(f"{model} {result.tag}: already stored (pass --replace to overwrite)")
             else:
@@ -303,9 +336,10 @@ def ingest(paths, model, tag, step, metric_pairs, edge_policy, conv_edges, repla
 @click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True)
 @click.option("--database", default="neo4j", show_default=True, help="Database name in the printed import command.")
 @model_source_options
+@PERSISTENCE
 @DEVICE
-def export(paths, model, tag, step, metric_pairs, edge_policy, conv_edges, directory, fmt, database, arch,
-           input_shape, trust_pickle, topology, device):
+def export(paths, model, tag, step, metric_pairs, edge_policy, conv_edges, directory, fmt, database, load_options,
+           persistence, device):
     """Write neo4j-admin import files for a fresh Neo4j (the bulk path for big models).
 
     Writes the same nodes, links and properties as `nngraph ingest`, then prints the
@@ -323,13 +357,13 @@ def export(paths, model, tag, step, metric_pairs, edge_policy, conv_edges, direc
     options = GraphOptions(EdgePolicy.parse(edge_policy), conv_edges)
     metrics = _key_values(metric_pairs, "--metric")
     files = _version_files(paths, tag)
-    load_options = {"arch": arch, "input_shape": input_shape, "trust_pickle": trust_pickle, "topology": topology}
     with Exporter(Path(directory), fmt) as exporter, \
             tqdm(unit=" links", unit_scale=True, desc="export", leave=False) as bar:
         for number, (file, file_step) in enumerate(files, 1):
             bar.set_postfix_str(f"version {number}/{len(files)}")
             export_path(exporter, file, model=model, tag=tag, step=step if step is not None else file_step,
-                        metrics=metrics, options=options, device=device, load_options=load_options, bar=bar)
+                        metrics=metrics, options=options, device=device, load_options=load_options,
+                        persistence=persistence, bar=bar)
         command = exporter.finish(database)
     click.echo(f"exported {len(files)} version(s), {bar.n:,} links to {directory}. With the Neo4j server stopped, "
                f"load them into a fresh database (this replaces database {database!r}):")

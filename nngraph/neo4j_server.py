@@ -108,7 +108,7 @@ class Neo4jServer(ManagedServer):
         self.conf_dir.mkdir(mode=0o700, exist_ok=True)
         if not (self.data_dir / "dbms" / "auth.ini").exists():  # before the first start only
             self._write_conf(bolt_port=0)
-            self._admin(java, "dbms", "set-initial-password", self.password())
+            self._admin(java, "dbms", "set-initial-password", "--", self.password())  # "--": it may start with "-"
 
     def launch_command(self, bolt_port: int) -> tuple[list[str], dict]:
         self._write_conf(bolt_port)

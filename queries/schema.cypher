@@ -9,3 +9,4 @@ CREATE INDEX layer_version IF NOT EXISTS FOR (l:Layer) ON (l.version);
 CREATE INDEX neuron_version IF NOT EXISTS FOR (n:Neuron) ON (n.version);
 CREATE INDEX neuron_layer IF NOT EXISTS FOR (n:Neuron) ON (n.layer);
 CREATE INDEX channel_version IF NOT EXISTS FOR (c:Channel) ON (c.version);
+CREATE INDEX skipped_version IF NOT EXISTS FOR (s:Skipped) ON (s.version);

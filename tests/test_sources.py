@@ -11,6 +11,7 @@ from safetensors.torch import save_file
 from models import small_cnn, small_mlp
 from nngraph.cli import cli
 from nngraph.errors import NNGraphError
+from nngraph.ingest.fx_nodes import REASONS
 from nngraph.ingest import compute_metrics, load_network, network_from_module
 
 
@@ -72,8 +73,8 @@ def test_pt2_archive_and_arch_factory_agree(tmp_path):
     assert kinds == ["input", "conv2d", "cut", "conv2d", "linear", "linear"]
     # the flattened conv output (4 channels x 1 x 1) is the first Linear's input layer
     assert from_pt2.node_layers[3].layer.nodes == 4
-    skipped = {(s.kind, s.reason.split(" ")[0]) for s in from_pt2.skipped}
-    assert skipped == {("BatchNorm2d", "normalisation"), ("MaxPool2d", "pooling")}
+    assert {(s.kind, s.reason) for s in from_pt2.skipped} == {("BatchNorm2d", REASONS["batch_norm"]),
+                                                              ("MaxPool2d", REASONS["max_pool"])}
 
 
 def test_pickled_module_needs_trust(tmp_path, mlp, reference):
@@ -84,7 +85,7 @@ def test_pickled_module_needs_trust(tmp_path, mlp, reference):
     assert_same(strengths(path, trust_pickle=True), reference)
 
 
-def test_residual_and_shared_inputs_are_reported():
+def test_a_sum_of_two_projections_is_one_layer_with_both_entering():
     class Block(torch.nn.Module):
         def __init__(self):
             super().__init__()
@@ -99,8 +100,12 @@ def test_residual_and_shared_inputs_are_reported():
     # q and k read the same input nodes: their out-strengths add up
     expected = (block.q.weight.sum(0) + block.k.weight.sum(0)).detach().numpy()
     np.testing.assert_allclose(result.node_layers[0].strength, expected, rtol=1e-6)
-    assert [m.layer.kind for m in result.node_layers] == ["input", "linear", "linear", "cut", "linear"]
-    assert any("residual" in s.reason for s in result.skipped)
+    # y = q(x) + k(x) is one node layer that both weight layers enter (a projection shortcut)
+    assert [m.layer.kind for m in result.node_layers] == ["input", "linear", "linear"]
+    with torch.no_grad():
+        summed = (block.q.weight.sum(1) + block.q.bias + block.k.weight.sum(1) + block.k.bias
+                  + block.out.weight.sum(0)).numpy()
+    np.testing.assert_allclose(result.node_layers[1].strength, summed, rtol=1e-6)
 
 
 def bad(tmp_path, name, content):

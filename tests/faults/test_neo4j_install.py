@@ -66,3 +66,17 @@ def test_a_damaged_install_is_found_and_done_again(env, tmp_path):
     done = start(env)
     assert done.exit_code == 0 and "assembling Neo4j" in done.output, done.output
     assert jar.exists() and server.installed()
+
+
+def test_a_password_that_starts_with_a_dash_is_set(env, tmp_path):
+    """A generated password may start with "-" (token_urlsafe): neo4j-admin must not read it as an option."""
+    seed_neo4j(tmp_path / "home")
+    server = Neo4jServer(tmp_path / "home")
+    server.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    server.password_file.write_text("-starts-with-a-dash-0123")
+    server.password_file.chmod(0o600)
+    assert start(env).exit_code == 0
+    from neo4j import GraphDatabase
+
+    with GraphDatabase.driver(server.status().uri, auth=("neo4j", "-starts-with-a-dash-0123")) as driver:
+        assert driver.execute_query("RETURN 1 AS one").records[0]["one"] == 1

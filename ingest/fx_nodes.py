@@ -1,0 +1,116 @@
+"""What the forward-pass walk (trace.py) knows about a torch.export graph: the families of aten
+ops it treats alike, the values it tracks, and how to read a graph node's module, shape and
+arguments."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from nngraph.errors import NNGraphError
+
+from .folding import Affine
+
+VIEWS = {"view", "reshape", "_unsafe_view", "transpose", "permute", "expand", "unsqueeze", "squeeze", "flatten",
+         "contiguous", "clone", "alias", "detach", "t", "unflatten", "repeat_interleave", "_to_copy", "to",
+         "lift_fresh_copy", "dropout", "feature_dropout", "alpha_dropout", "getitem", "type_as"}
+BATCH_NORMS = {"batch_norm": 7, "native_batch_norm": 7, "_native_batch_norm_legit_no_training": 6,
+               "_native_batch_norm_legit": 7}  # op -> position of eps
+NORMS = {"layer_norm": (2, 3), "native_layer_norm": (2, 3), "rms_norm": (2, None), "group_norm": (2, 3),
+         "native_group_norm": (1, 2), "instance_norm": (1, 2)}  # op -> positions of gain and bias
+CONV = {"conv1d", "conv2d", "conv3d", "convolution"}
+AVG_POOLS = {"avg_pool1d", "avg_pool2d", "avg_pool3d", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
+             "adaptive_avg_pool3d", "_adaptive_avg_pool2d", "mean"}
+ATTENTION = {"scaled_dot_product_attention", "_scaled_dot_product_flash_attention",
+             "_scaled_dot_product_efficient_attention", "_scaled_dot_product_cudnn_attention"}
+MATMUL = {"matmul", "bmm", "mm", "einsum", "baddbmm"}
+REDUCTIONS = {"mean", "sum", "var", "std", "var_mean", "amax", "amin", "norm", "linalg_vector_norm", "logsumexp"}
+REASONS = {
+    "max_pool": "max pooling selects by data: no fixed links, the graph is cut here",
+    "pool": "this pooling has no fixed links (uneven windows, ceil mode or a divisor): the graph is cut here",
+    "embedding": "an embedding is a lookup table indexed by token id, not links: its output is an input layer",
+    "attention_only": "feeds only the attention pattern (q and k have in-links only): no links",
+    "scores": "attention scores depend on the data: no fixed links",
+    "product": "an elementwise product of node layers depends on the data: the graph is cut here",
+    "standardise": "its per-sample standardisation has no weights and is left out; its gain is folded into the links",
+    "batch_norm": "BatchNorm in eval mode folded into the weight layer that feeds it",
+    "batch_norm_kept": "BatchNorm kept as a pass-through (nothing to fold it into, or --batchnorm pass-through)",
+}
+BLOCK = re.compile(r"^(.*?(?:^|\.)(?:layer\d*|layers|h|block|blocks|stages?|encoder\.layer|decoder\.layer)\.\d+)(?:\.|$)")
+
+
+@dataclass(frozen=True)
+class Ref:
+    layer: int | None  # None: not created yet, see `root`
+    root: object = None  # the graph node whose value becomes the layer on first use
+    gains: tuple[Affine, ...] = ()  # pre-norm gains, folded into the links that read these nodes
+
+
+@dataclass(frozen=True)
+class Seq:
+    layers: tuple[int, ...]
+    time_dim: int
+
+
+@dataclass(frozen=True)
+class Parts:
+    """The outputs of an op that returns several values (a split, a recurrent layer)."""
+
+    values: tuple
+
+
+@dataclass(frozen=True)
+class Opaque:
+    root: object
+    layers: frozenset
+    notes: tuple = ()  # (module path, kind, reason)
+
+
+def op_name(node) -> str:
+    return getattr(node.target, "_opname", None) or getattr(node.target, "__name__", str(node.target))
+
+
+def module_label(node) -> tuple[str, str]:
+    """(module path, module class) of the module a graph node came from."""
+    stack = node.meta.get("nn_module_stack") or {}
+    if not stack:
+        return node.name, op_name(node)
+    path, cls = list(stack.values())[-1]
+    cls_name = cls if isinstance(cls, str) else getattr(cls, "__name__", str(cls))
+    return path or node.name, cls_name.rsplit(".", 1)[-1]
+
+
+def block_of(path: str) -> str:
+    match = BLOCK.match(path)
+    return match.group(1) if match else ""
+
+
+def shape_of(node) -> tuple[int, ...]:
+    value = node.meta.get("val")
+    return tuple(int(s) for s in value.shape) if hasattr(value, "shape") else ()
+
+
+def numel(shape) -> int:
+    count = 1
+    for size in shape:
+        count *= size
+    return count
+
+
+def expand(value, dims: int) -> tuple[int, ...]:
+    if isinstance(value, int):
+        return (value,) * dims
+    value = tuple(int(v) for v in value)
+    return value * dims if len(value) == 1 else value
+
+
+def conv_padding(padding, kernel, dilation, name: str):
+    """Explicit padding as given; 'valid' and 'same' turned into sizes."""
+    if isinstance(padding, str):
+        if padding == "valid":
+            return tuple(0 for _ in kernel)
+        totals = [d * (k - 1) for k, d in zip(kernel, dilation)]
+        if any(t % 2 for t in totals):
+            raise NNGraphError(f"layer {name}: padding='same' with an even kernel pads unevenly; use explicit padding")
+        return tuple(t // 2 for t in totals)
+    return padding

@@ -1,0 +1,541 @@
+"""A Topology from the forward pass: walk a torch.export graph in execution order.
+
+Every value of the graph is, for the walk, one of:
+- a `Ref` to a node layer (its nodes, possibly with a norm's gain still to fold into the
+  links that read them), or to a not-yet-created layer (`layer` None: the model's input, an
+  embedding's output), made on first use;
+- a `Seq` of node layers, one per time step (a recurrent layer's output), or `Parts` (the
+  values of an op with several outputs);
+- an `Opaque` value: computed from node layers by something with no fixed links (max
+  pooling, rotary embeddings, attention scores); it becomes a new "cut" layer when a weight
+  layer reads it, and its reasons are listed as skipped;
+- nothing (constants, masks, indices): no nodes.
+
+The rules (METRICS.md section 9): Linear/Conv are weight layers; BatchNorm folds into the
+weight layer that feeds it; a norm whose input nothing else reads (post-norm) folds its gain
+into the links entering those nodes, otherwise (pre-norm) into the links that read it;
+average pooling is a fixed kernel; a residual addition makes the fresh operand's nodes
+receive identity links from the other operand; a product of two fresh layers (gated MLP)
+merges them into one layer with both weight layers entering it; attention makes a new
+layer o with identity links from v (q and k only set the pattern); concatenation places
+node layers side by side; recurrent layers unroll (recurrent.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from nngraph.errors import NNGraphError
+
+from .folding import Affine
+from .fx_nodes import (ATTENTION, AVG_POOLS, BATCH_NORMS, CONV, MATMUL, NORMS, REASONS, REDUCTIONS, VIEWS, Opaque,
+                       Parts, Ref, Seq, block_of, conv_padding, expand, module_label, numel, op_name, shape_of)
+from .network import Topology, WeightLayer
+from .recurrent import RECURRENT_OPS, unroll_op
+
+@dataclass
+class Walk:
+    program: object
+    fold_batch_norm: bool = True
+    topology: Topology = field(default_factory=Topology)
+    origin: dict = field(default_factory=dict)  # graph node -> Ref | Seq | Opaque
+    created: dict = field(default_factory=dict)  # root graph node -> node-layer index
+    alias: dict = field(default_factory=dict)  # merged node layer -> the layer that absorbed it
+    head: dict = field(default_factory=dict)  # node layer -> the graph node that last produced it whole
+
+    def __post_init__(self):
+        signature = self.program.graph_signature
+        self.params = {**signature.inputs_to_parameters, **signature.inputs_to_buffers}
+
+    # --- node layers -------------------------------------------------------------------------
+    def find(self, index: int) -> int:
+        while index in self.alias:
+            index = self.alias[index]
+        return index
+
+    def new_layer(self, name: str, kind: str, shape, node) -> int:
+        index = self.topology.add_node_layer(name, kind, shape, block_of(name))
+        self.head[index] = node
+        return index
+
+    def layer_of(self, value, node, nodes: int, why: str) -> int:
+        """The node layer a weight op (or residual) reads: created from the input, an embedding or
+        an opaque value on first use, then shared by every reader of the same value."""
+        ref = self.ref(value)
+        cut = not isinstance(ref, Ref)
+        if isinstance(ref, Ref) and ref.layer is not None:
+            index = self.find(ref.layer)
+            if self.topology.node_layers[index].nodes == nodes:
+                return index
+            ref = None  # read with another size: a reshape that changed the node set
+        root = ref.root if isinstance(ref, (Ref, Opaque)) else value
+        if isinstance(ref, Opaque):
+            for note in ref.notes:
+                self.topology.skip(*note)
+        if (root, nodes) not in self.created:
+            first = not self.topology.node_layers
+            path = module_label(root)[0] if getattr(root, "op", "") == "call_function" else "input"
+            kind = "cut" if cut and not first else "input"
+            name = path if kind == "input" else f"before {why}"  # the model's input, or where it was cut
+            self.created[root, nodes] = self.new_layer(name, kind, self.node_shape(value, nodes), root)
+        return self.created[root, nodes]
+
+    def node_shape(self, value, nodes: int):
+        shape = shape_of(value)
+        return shape[1:] if numel(shape[1:]) == nodes else (nodes,)
+
+    def ref(self, value) -> Ref | None:
+        found = self.origin.get(value)
+        if found is None and hasattr(value, "op") and self.is_data(value):
+            return Ref(None, value)
+        return found
+
+    def is_data(self, node) -> bool:
+        """A user input (not a parameter): the start of the graph."""
+        return node.op == "placeholder" and node.name not in self.params
+
+    def is_param(self, node) -> bool:
+        return getattr(node, "op", None) == "placeholder" and node.name in self.params
+
+    def fresh(self, index: int, consumer) -> bool:
+        """Does everything computed from this layer's nodes, as produced, flow only into `consumer`
+        (through views, dropout or activations)? Then the consumer may fold into its links."""
+        node = self.head.get(index)
+        if node is None or not any(w.dst == index for w in self.topology.weight_layers):
+            return False
+
+        def only_into(value) -> bool:
+            return all(user is consumer or (op_name(user) in VIEWS or _unary(user)) and only_into(user)
+                       for user in value.users)
+        return only_into(node)
+
+    # --- weight layers -------------------------------------------------------------------------
+    def add_weight_layer(self, layer: WeightLayer) -> None:
+        self.topology.weight_layers.append(layer)
+
+    def entering(self, index: int) -> list[int]:
+        return [i for i, w in enumerate(self.topology.weight_layers) if self.find(w.dst) == index]
+
+    def fold_out(self, index: int, affine: Affine, node) -> None:
+        """Nodes become scale * y + shift: every weight layer entering them carries it (the shift once)."""
+        for number, i in enumerate(self.entering(index)):
+            layer = self.topology.weight_layers[i]
+            part = affine if number == 0 else replace(affine, with_shift=False)
+            self.topology.weight_layers[i] = replace(layer, out_affines=(*layer.out_affines, part))
+        self.head[index] = node  # the folded map's output now holds these nodes
+
+    def identity(self, src_ref: Ref, src: int, dst: int, name: str, offset: int = 0) -> None:
+        size = self.topology.node_layers[src].nodes
+        self.add_weight_layer(WeightLayer(name, "identity", None, (), src, dst, size=size, dst_offset=offset,
+                                          in_affines=src_ref.gains))
+
+    def merge(self, keep: int, drop: int) -> None:
+        self.alias[drop] = keep
+
+    # --- the walk ------------------------------------------------------------------------------
+    def run(self) -> Topology:
+        for node in self.program.graph.nodes:
+            if node.op == "call_function":
+                self.visit(node, op_name(node))
+        if not self.topology.weight_layers:
+            raise NNGraphError("the model has no Linear or Conv layers: nothing to turn into a graph")
+        return self.finish()
+
+    def visit(self, node, op: str) -> None:
+        tensors = [a for a in node.args if hasattr(a, "op")]
+        lists = [a for arg in node.args if isinstance(arg, (list, tuple)) for a in arg if hasattr(a, "op")]
+        if "embedding" in op:  # token ids in, the data's first nodes out
+            self.topology.skip(module_label(node)[0], "Embedding", REASONS["embedding"])
+            self.origin[node] = Ref(None, node)
+            return
+        inputs = [self.ref(a) for a in tensors + lists]
+        if not any(inputs):
+            return  # constants, masks, positions: no nodes
+        if op in RECURRENT_OPS:
+            return self.recurrent(node, op)
+        if op in ("linear", "addmm", "mm", "matmul") and self.weight_param(node, op) is not None:
+            return self.linear(node, op)
+        if op in CONV and self.is_param(node.args[1]):
+            return self.conv(node, op)
+        if op in BATCH_NORMS:
+            return self.batch_norm(node, op)
+        if op in NORMS:
+            return self.norm(node, op)
+        if op in AVG_POOLS:
+            return self.avg_pool(node, op)
+        if op in ATTENTION:
+            return self.attention(node, node.args[0], node.args[1], node.args[2])
+        if op in MATMUL:
+            return self.matmul(node)
+        if op in ("add", "add_") and len(tensors) == 2:
+            return self.binary(node, "add")
+        if op in ("mul", "mul_") and len(tensors) == 2:
+            return self.binary(node, "mul")
+        if op == "cat":
+            return self.concat(node)
+        if op in ("split", "split_with_sizes", "chunk", "unbind"):
+            return self.split(node, op)
+        if op == "select" and isinstance(self.origin.get(node.args[0]), Seq):
+            return self.select_step(node)
+        if op == "getitem" and isinstance(self.origin.get(node.args[0]), Parts):
+            self.origin[node] = self.origin[node.args[0]].values[int(node.args[1])]
+            return
+        if op in REDUCTIONS and not isinstance(inputs[0], Seq):
+            return  # a per-sample statistic (a norm's mean or variance): no nodes
+        self.elementwise(node, op, tensors)
+
+    def weight_param(self, node, op: str):
+        weight = node.args[1] if op in ("linear", "mm", "matmul") else node.args[2]
+        return weight if self.is_param(weight) and len(shape_of(weight)) == 2 else None
+
+    def linear(self, node, op: str) -> None:
+        x = node.args[1] if op == "addmm" else node.args[0]
+        weight = self.weight_param(node, op)
+        key = self.params[weight.name]
+        bias = node.args[2] if op == "linear" and len(node.args) > 2 else (node.args[0] if op == "addmm" else None)
+        transposed = op != "linear"  # x @ W stores W as (in, out)
+        out_features, in_features = shape_of(weight)[::-1] if transposed else shape_of(weight)
+        name = key.rsplit(".", 1)[0]
+        ref = self.origin.get(x) or self.ref(x) or Ref(None, x)
+        src = self.layer_of(x, node, in_features, name)
+        dst = self.new_layer(name, "linear", (out_features,), node)
+        bias_keys = (self.params[bias.name],) if self.is_param(bias) else ()
+        gains = ref.gains if isinstance(ref, Ref) else ()
+        self.add_weight_layer(WeightLayer(name, "linear", key, bias_keys, src, dst, transposed=transposed,
+                                          in_affines=gains))
+        self.origin[node] = Ref(dst)
+
+    def conv(self, node, op: str) -> None:
+        x, weight = node.args[0], node.args[1]
+        args = list(node.args) + [None] * 9
+        if op == "convolution" and args[6]:
+            return self.opaque(node, [x], "a transposed convolution is not in METRICS.md: the graph is cut here")
+        key = self.params[weight.name]
+        name = key.rsplit(".", 1)[0]
+        w_shape, x_shape = shape_of(weight), shape_of(x)
+        dims = len(w_shape) - 2
+        if op == "convolution":
+            stride, padding, dilation, groups = args[3], args[4], args[5], args[8]
+        else:
+            stride, padding, dilation, groups = args[3] or 1, args[4] or 0, args[5] or 1, args[6] or 1
+        stride, dilation = expand(stride, dims), expand(dilation, dims)
+        padding = expand(conv_padding(padding, w_shape[2:], dilation, name), dims)
+        src = self.layer_of(x, node, numel(x_shape[1:]), name)
+        dst = self.new_layer(name, f"conv{dims}d", shape_of(node)[1:], node)
+        bias = args[2] if self.is_param(args[2]) else None
+        self.add_weight_layer(WeightLayer(name, f"conv{dims}d", key, (self.params[bias.name],) if bias else (), src,
+                                          dst, in_shape=x_shape[1:], stride=stride, padding=padding,
+                                          dilation=dilation, groups=int(groups)))
+        self.origin[node] = Ref(dst)
+
+    def batch_norm(self, node, op: str) -> None:
+        x = node.args[0]
+        ref = self.origin.get(x)
+        path, cls = module_label(node)
+        if (self.fold_batch_norm and isinstance(ref, Ref) and ref.layer is not None and not ref.gains
+                and self.fresh(self.find(ref.layer), node)):
+            keys = [self.params[a.name] if self.is_param(a) else None for a in node.args[1:5]]
+            self.fold_out(self.find(ref.layer), Affine(keys[0], keys[1], keys[2], keys[3],
+                                                       float(node.args[BATCH_NORMS[op]])), node)
+            self.topology.skip(path, cls, REASONS["batch_norm"])
+        else:
+            self.topology.skip(path, cls, REASONS["batch_norm_kept"])
+        self.origin[node] = ref
+
+    def norm(self, node, op: str) -> None:
+        x = node.args[0]
+        ref = self.ref(x)
+        gain_at, bias_at = NORMS[op]
+        args = list(node.args) + [None] * 4
+        gain = self.params[args[gain_at].name] if self.is_param(args[gain_at]) else None
+        shift = self.params[args[bias_at].name] if bias_at is not None and self.is_param(args[bias_at]) else None
+        path, cls = module_label(node)
+        self.topology.skip(path, cls, REASONS["standardise"])
+        self.origin[node] = self.with_gain(ref, node, Affine(gain, shift))
+
+    def with_gain(self, ref, node, affine: Affine):
+        """A gain on these nodes: folded into the links entering them when nothing else reads
+        them (post-norm), else into the links that read the result (pre-norm)."""
+        if isinstance(ref, Ref) and ref.layer is not None and not ref.gains and self.fresh(self.find(ref.layer), node):
+            self.fold_out(self.find(ref.layer), affine, node)
+            return Ref(self.find(ref.layer))
+        if isinstance(ref, Ref):
+            return replace(ref, gains=(*ref.gains, affine))
+        return ref
+
+    def avg_pool(self, node, op: str) -> None:
+        x = node.args[0]
+        x_shape, y_shape = shape_of(x), shape_of(node)
+        ref = self.origin.get(x)
+        dims = len(x_shape) - 2
+        if op == "mean" and not self.is_map(ref, x_shape):
+            return  # a mean over features: a per-sample statistic (a norm's), no nodes
+        if not isinstance(ref, Ref) or ref.layer is None or dims < 1 or not self.is_map(ref, x_shape):
+            return self.elementwise(node, op, [x])
+        if op == "mean":
+            reduced = sorted(int(d) % len(x_shape) for d in node.args[1])
+            if reduced != list(range(2, len(x_shape))):
+                return self.elementwise(node, op, [x])  # a statistic over the features (a norm's mean)
+            kernel, stride, padding = x_shape[2:], x_shape[2:], (0,) * dims
+        elif op.startswith(("adaptive", "_adaptive")):
+            out = y_shape[2:]
+            if any(i % o for i, o in zip(x_shape[2:], out)):
+                return self.opaque(node, [x], REASONS["pool"])
+            kernel = stride = tuple(i // o for i, o in zip(x_shape[2:], out))
+            padding = (0,) * dims
+        else:
+            args = list(node.args) + [None] * 7
+            kernel = expand(args[1], dims)
+            stride = expand(args[2] or kernel, dims)
+            padding = expand(args[3] or 0, dims)
+            if args[4] or args[5] is False and any(padding) or args[6] is not None:
+                return self.opaque(node, [x], REASONS["pool"])
+        path, _ = module_label(node)
+        src = self.layer_of(x, node, numel(x_shape[1:]), path)
+        dst = self.new_layer(path, f"avgpool{dims}d", (x_shape[1], *y_shape[2:]) if len(y_shape) > 2
+                             else (x_shape[1],) + (1,) * dims, node)
+        self.add_weight_layer(WeightLayer(path, f"avgpool{dims}d", None, (), src, dst, in_shape=x_shape[1:],
+                                          stride=stride, padding=padding, dilation=(1,) * dims,
+                                          groups=x_shape[1], kernel=tuple(kernel)))
+        self.origin[node] = Ref(dst)
+
+    def is_map(self, ref, shape) -> bool:
+        """Is this value a feature map of its layer (every non-batch position a node)?"""
+        return (isinstance(ref, Ref) and ref.layer is not None
+                and self.topology.node_layers[self.find(ref.layer)].nodes == numel(shape[1:]))
+
+    def attention(self, node, q, k, v) -> None:
+        """o receives identity links from v (per dimension; each of grouped-query attention's
+        shared v heads feeds its group of query heads); q and k only set the pattern."""
+        for value in (q, k):
+            ref = self.origin.get(value)
+            if isinstance(ref, Opaque):
+                for path, kind, _ in ref.notes:
+                    self.topology.skip(path, kind, REASONS["attention_only"])
+        v_ref = self.origin.get(v)
+        if not isinstance(v_ref, Ref) or v_ref.layer is None:
+            return self.opaque(node, [v], REASONS["scores"])
+        src = self.find(v_ref.layer)
+        v_nodes = self.topology.node_layers[src].nodes
+        out = shape_of(node)
+        heads, head_dim = (out[1], out[-1]) if len(out) == 4 else (1, out[-1])
+        o_nodes = heads * head_dim
+        if o_nodes % v_nodes:
+            return self.opaque(node, [v], REASONS["scores"])
+        path, _ = module_label(node)
+        dst = self.new_layer(f"{path} (o)", "attention", (o_nodes,), node)
+        repeat = o_nodes // v_nodes
+        self.add_weight_layer(WeightLayer(f"{path} (v -> o)", "identity", None, (), src, dst, size=o_nodes,
+                                          in_affines=v_ref.gains, repeat=repeat, head_dim=head_dim))
+        self.origin[node] = Ref(dst)
+
+    def matmul(self, node) -> None:
+        """Hand-written attention: scores = q @ k^T (no links), then scores @ v: o from v."""
+        a, b = node.args[0], node.args[1]
+        a_ref, b_ref = self.origin.get(a), self.origin.get(b)
+        if isinstance(b_ref, Ref) and b_ref.layer is not None and not isinstance(a_ref, Ref):
+            return self.attention(node, a, a, b)
+        self.opaque(node, [a, b], REASONS["scores"])
+
+    def binary(self, node, op: str) -> None:
+        a, b = node.args[0], node.args[1]
+        refs = [self.ref(a), self.ref(b)]
+        mapped = [r for r in refs if isinstance(r, Ref)]
+        if len(mapped) == 2 and self.same_nodes(*mapped):
+            self.origin[node] = mapped[0]  # f(x) * g(x): an activation (GELU's tanh form, SiLU), same nodes
+            return
+        if len(mapped) == 2 and all(r.layer is None for r in mapped):
+            self.origin[node] = Ref(None, node)  # embeddings summed before any layer: still the input
+            return
+        if len(mapped) == 1 and not any(isinstance(r, (Opaque, Seq)) for r in refs):
+            ref, other = (refs[0], b) if isinstance(refs[0], Ref) else (refs[1], a)
+            if self.is_param(other) and numel(shape_of(other)) > 1:  # a learned per-node gain or shift
+                affine = Affine(self.params[other.name], None) if op == "mul" else Affine(None, self.params[other.name])
+                self.origin[node] = self.with_gain(ref, node, affine)
+                path, cls = module_label(node)
+                if "norm" in cls.lower():  # a norm written by hand (RMSNorm): its gain is the only weight
+                    self.topology.skip(path, cls, REASONS["standardise"])
+            else:
+                self.origin[node] = ref  # a constant or a per-sample statistic: the same nodes
+            return
+        if len(mapped) == 2 and all(r.layer is not None for r in mapped):
+            first, second = (self.find(r.layer) for r in mapped)
+            if first != second:
+                return self.residual(node, mapped, a, b) if op == "add" else self.gate(node, first, second)
+        if op == "add" and len(mapped) + len([r for r in refs if isinstance(r, Opaque)]) == 2:
+            own = {self.find(r.layer) for r in mapped if r.layer is not None}
+            if not any(isinstance(r, Opaque) and r.layers & own for r in refs):  # not x + f(x) without links
+                return self.residual(node, [r if isinstance(r, Ref) else Ref(None, r.root) for r in refs], a, b)
+        self.elementwise(node, op, [a, b])
+
+    def same_nodes(self, first: Ref, second: Ref) -> bool:
+        if first.gains != second.gains:
+            return False
+        if first.layer is None or second.layer is None:
+            return first.layer is None and second.layer is None and first.root is second.root
+        return self.find(first.layer) == self.find(second.layer)
+
+    def residual(self, node, refs, a, b) -> None:
+        """y = f(x) + x: the fresh operand's nodes become y's, and receive identity links from x.
+        Two fresh operands (a projection shortcut) merge; no fresh operand gives a new layer."""
+        layers = [self.find(r.layer) if r.layer is not None else None for r in refs]
+        fresh = [i for i, layer in enumerate(layers) if layer is not None and not refs[i].gains
+                 and self.fresh(layer, node)]
+        path, _ = module_label(node)
+        known = [self.topology.node_layers[layer].nodes for layer in layers if layer is not None]
+        nodes = known[0] if known else shape_of(node)[-1]
+        if fresh:
+            dst = layers[fresh[0]]
+            for other in fresh[1:]:
+                self.merge(dst, layers[other])
+        else:
+            dst = self.new_layer(f"{path} (sum)", "residual", self.node_shape(node, nodes), node)
+        for i, value in enumerate((a, b)):
+            if i in fresh:
+                continue
+            src = self.layer_of(value, node, nodes, path)
+            self.identity(refs[i], src, dst, f"{path} (residual)")
+        self.head[dst] = node
+        self.origin[node] = Ref(dst)
+
+    def gate(self, node, first: int, second: int) -> None:
+        """A gated MLP's act(gate(x)) * up(x): one hidden layer with both weight layers entering."""
+        if self.fresh(first, node) and self.fresh(second, node):
+            self.merge(first, second)
+            self.head[first] = node
+            self.origin[node] = Ref(first)
+            return
+        self.opaque(node, list(node.args[:2]), REASONS["product"])
+
+    def concat(self, node) -> None:
+        parts, dim = node.args[0], (node.args[1] if len(node.args) > 1 else 0)
+        refs = [self.origin.get(p) for p in parts]
+        shape = shape_of(node)
+        along_nodes = int(dim) % len(shape) in (1, len(shape) - 1) if shape else False
+        if not along_nodes or not all(isinstance(r, Ref) and r.layer is not None for r in refs):
+            return self.opaque(node, parts, "a concatenation along positions, or of values without fixed links: "
+                                            "the graph is cut here")
+        path, _ = module_label(node)
+        nodes = sum(self.topology.node_layers[self.find(r.layer)].nodes for r in refs)
+        dst = self.new_layer(f"{path} (concat)", "concat", self.node_shape(node, nodes), node)
+        offset = 0
+        for ref in refs:
+            src = self.find(ref.layer)
+            self.identity(ref, src, dst, f"{path} (concat)", offset)
+            offset += self.topology.node_layers[src].nodes
+        self.origin[node] = Ref(dst)
+
+    def split(self, node, op: str) -> None:
+        """A fused projection (qkv) split along its outputs: one weight layer per part, each a
+        slice of the stored rows. Anything else split is cut."""
+        ref = self.origin.get(node.args[0])
+        sizes = node.args[1] if len(node.args) > 1 else None
+        if not isinstance(ref, Ref) or ref.layer is None or op != "split_with_sizes" and op != "split":
+            return self.opaque(node, [node.args[0]], "a split of node layers: the graph is cut here")
+        layer = self.find(ref.layer)
+        entering = self.entering(layer)
+        total = self.topology.node_layers[layer].nodes
+        if isinstance(sizes, int):
+            sizes = [sizes] * (total // sizes)
+        if (len(entering) != 1 or sum(sizes) != total or not self.fresh(layer, node)
+                or self.topology.weight_layers[entering[0]].kind != "linear"):
+            return self.opaque(node, [node.args[0]], "a split of node layers: the graph is cut here")
+        fused = self.topology.weight_layers[entering[0]]
+        parts, start = [], 0
+        for number, size in enumerate(sizes):
+            name = f"{fused.name}[{number}]"
+            dst = layer if number == 0 else self.new_layer(name, "linear", (size,), node)
+            self.topology.node_layers[dst] = replace(self.topology.node_layers[dst], name=name, shape=(size,))
+            part = replace(fused, name=name, dst=dst, rows=(start, start + size))
+            if number == 0:
+                self.topology.weight_layers[entering[0]] = part
+            else:
+                self.add_weight_layer(part)
+            parts.append(dst)
+            start += size
+        self.origin[node] = Parts(tuple(Ref(p) for p in parts))
+
+    def select_step(self, node) -> None:
+        seq = self.origin[node.args[0]]
+        dim, index = int(node.args[1]), int(node.args[2])
+        if dim % len(shape_of(node.args[0])) != seq.time_dim % len(shape_of(node.args[0])):
+            return self.opaque(node, [node.args[0]], "a slice across a sequence's features: the graph is cut here")
+        self.origin[node] = Ref(seq.layers[index])
+
+    def recurrent(self, node, op: str) -> None:
+        x = node.args[0]
+        ref = self.origin.get(x)
+        path, cls = module_label(node)
+        if isinstance(ref, Opaque) or isinstance(ref, Ref) and ref.layer is not None:
+            self.topology.skip(path, cls, "its input sequence is computed by earlier layers; it is read as fresh "
+                                          "input layers, one per time step")
+        weights = [self.params.get(getattr(a, "name", None)) for a in node.args[2]]
+        if any(w is None for w in weights):
+            return self.opaque(node, [x], "a recurrent layer whose weights are not parameters: the graph is cut here")
+        result = unroll_op(self.topology, op, node.args, shape_of(x), weights, path, block_of(path))
+        if isinstance(result, str):
+            self.topology.skip(path, cls, result)
+            return self.opaque(node, [x], result)
+        sequence, last = result
+        for index in sequence + last:
+            self.head[index] = node
+        # (output sequence, final hidden states[, final cell states: no links read them here])
+        self.origin[node] = Parts((Seq(tuple(sequence), 1 if node.args[8] else 0), Seq(tuple(last), 0), None))
+
+    def elementwise(self, node, op: str, tensors) -> None:
+        """Views, activations and other one-input maps keep the nodes; anything that changes the
+        node set, or combines node layers without fixed links, is opaque."""
+        refs = [self.origin.get(t) for t in tensors]
+        mapped = [r for r in refs if r is not None]
+        if len(mapped) == 1 and isinstance(mapped[0], Ref) and (op in VIEWS or self.keeps_nodes(node, mapped[0])):
+            self.origin[node] = mapped[0]
+            return
+        if len(mapped) == 1 and isinstance(mapped[0], (Opaque, Seq)) and (op in VIEWS or _unary(node)):
+            self.origin[node] = mapped[0]
+            return
+        reason = REASONS["max_pool"] if "max_pool" in op else f"{op} has no fixed links (METRICS.md section 9): " \
+                                                                  "the graph is cut here"
+        self.opaque(node, tensors, reason)
+
+    def keeps_nodes(self, node, ref: Ref) -> bool:
+        if ref.layer is None:
+            return True
+        nodes = self.topology.node_layers[self.find(ref.layer)].nodes
+        shape = shape_of(node)
+        return bool(shape) and (numel(shape[1:]) == nodes or shape[-1] == nodes)
+
+    def opaque(self, node, values, reason: str) -> None:
+        layers, notes = set(), []
+        for value in values:
+            ref = self.origin.get(value)
+            if isinstance(ref, Ref) and ref.layer is not None:
+                layers.add(self.find(ref.layer))
+            elif isinstance(ref, Opaque):
+                layers |= ref.layers
+                notes += ref.notes
+        path, cls = module_label(node)
+        self.origin[node] = Opaque(node, frozenset(layers), tuple(dict.fromkeys([*notes, (path, cls, reason)])))
+
+    # --- the result ----------------------------------------------------------------------------
+    def finish(self) -> Topology:
+        """Drop merged layers and layers nothing links, renumber in forward order."""
+        old = self.topology
+        used = {self.find(i) for w in old.weight_layers for i in (w.src, w.dst)}
+        numbering = {}
+        result = Topology(skipped=old.skipped)
+        for layer in old.node_layers:
+            if layer.index in used and layer.index not in self.alias:
+                numbering[layer.index] = result.add_node_layer(layer.name, layer.kind, layer.shape, layer.group)
+        for layer in old.weight_layers:
+            result.weight_layers.append(replace(layer, src=numbering[self.find(layer.src)],
+                                                dst=numbering[self.find(layer.dst)]))
+        return result
+
+
+def _unary(node) -> bool:
+    return sum(1 for a in node.args if hasattr(a, "op")) == 1
+
+
+def from_exported(program, *, fold_batch_norm: bool = True) -> Topology:
+    """Walk a torch.export ExportedProgram in execution order."""
+    return Walk(program, fold_batch_norm=fold_batch_norm).run()

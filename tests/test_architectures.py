@@ -1,0 +1,330 @@
+"""METRICS.md section 9, rule by rule: for each, the explicit edge list of a small network built
+by hand from its parameters, against the vectorised strengths and the links nngraph stores."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from graph_check import as_numpy, stored_edges, strengths_from_edges
+from nngraph.errors import NNGraphError
+from nngraph.ingest import compute_metrics, load_network, network_from_module
+
+
+def dense(weight, src, dst, offset=0):
+    """Edges of a Linear weight (out, in): input i -> output j with W[j, i]."""
+    w = weight.detach().double().numpy()
+    return [(src, i, dst, j + offset, w[j, i]) for j in range(w.shape[0]) for i in range(w.shape[1])]
+
+
+def identity(src, dst, size, weights=None, offset=0):
+    weights = np.ones(size) if weights is None else weights
+    return [(src, i, dst, i + offset, weights[i]) for i in range(size)]
+
+
+def check(module, edges, biases, input_shape=None, **options):
+    """The module's graph has exactly these edges (as a multiset, weights to 1e-9) and strengths."""
+    network = network_from_module(module.double(), input_shape, **options)
+    sizes = [layer.nodes for layer in network.topology.node_layers]
+    expected = strengths_from_edges(sizes, edges, biases)
+    result = compute_metrics(network)
+    for layer, strength in zip(result.node_layers, expected):
+        np.testing.assert_allclose(layer.strength, strength, rtol=1e-9, atol=1e-12, err_msg=layer.layer.name)
+    key = lambda e: e[:4]  # noqa: E731
+    got, want = sorted(stored_edges(network), key=key), sorted(edges, key=key)
+    assert [e[:4] for e in got] == [e[:4] for e in want]
+    np.testing.assert_allclose([e[4] for e in got], [e[4] for e in want], rtol=1e-9, atol=1e-12)
+    return result
+
+
+def seeded(module, seed=0):
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for parameter in module.parameters():
+            parameter.copy_(torch.randn_like(parameter))
+    return module.double().eval()
+
+
+class Residual(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b, self.c = nn.Linear(3, 4), nn.Linear(4, 3), nn.Linear(3, 2)
+
+    def forward(self, x):
+        return self.c(self.b(torch.relu(self.a(x))) + x)
+
+
+def test_a_residual_addition_gives_identity_links_into_the_fresh_layer():
+    m = seeded(Residual())
+    edges = dense(m.a.weight, 0, 1) + dense(m.b.weight, 1, 2) + identity(0, 2, 3) + dense(m.c.weight, 2, 3)
+    result = check(m, edges, {1: as_numpy(m.a.bias), 2: as_numpy(m.b.bias), 3: as_numpy(m.c.bias)})
+    assert [w.layer.kind for w in result.weight_layers] == ["linear", "linear", "identity", "linear"]
+
+
+def batch_norm_model():
+    m = seeded(nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.ReLU(), nn.Linear(4, 2)))
+    with torch.no_grad():
+        m[1].running_mean.copy_(torch.tensor([0.5, -1.0, 2.0, 0.0]))
+        m[1].running_var.copy_(torch.tensor([1.0, 4.0, 0.25, 2.0]))
+    return m
+
+
+def test_batch_norm_folds_into_the_layer_before_it_or_passes_through():
+    m = batch_norm_model().double()
+    bn = m[1]
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    folded_w = m[0].weight * scale[:, None]
+    folded_b = (m[0].bias - bn.running_mean) * scale + bn.bias
+    result = check(m, dense(folded_w, 0, 1) + dense(m[2 + 1].weight, 1, 2),
+                   {1: as_numpy(folded_b), 2: as_numpy(m[3].bias)})
+    assert [(s.name, s.kind) for s in result.skipped] == [("1", "BatchNorm1d")]
+    kept = check(batch_norm_model(), dense(m[0].weight, 0, 1) + dense(m[3].weight, 1, 2),
+                 {1: as_numpy(m[0].bias), 2: as_numpy(m[3].bias)}, batchnorm="pass-through")
+    assert "pass-through" in kept.skipped[0].reason
+
+
+@pytest.mark.parametrize("pool", [nn.AvgPool2d(2), nn.AdaptiveAvgPool2d(1)], ids=["avg", "global"])
+def test_average_pooling_is_a_fixed_kernel(pool):
+    m = seeded(nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), pool, nn.Flatten(),
+                             nn.Linear(8 if isinstance(pool, nn.AvgPool2d) else 2, 3)))
+    kernel = m[0].weight.detach().double().numpy()
+    edges = []
+    for c in range(2):  # conv 1x4x4 -> 2x4x4, padding 1: padding positions are not nodes
+        for y in range(4):
+            for x in range(4):
+                for ky in range(3):
+                    for kx in range(3):
+                        iy, ix = y + ky - 1, x + kx - 1
+                        if 0 <= iy < 4 and 0 <= ix < 4:
+                            edges.append((0, iy * 4 + ix, 1, c * 16 + y * 4 + x, kernel[c, 0, ky, kx]))
+    window = 2 if isinstance(pool, nn.AvgPool2d) else 4
+    side = 4 // window
+    for c in range(2):
+        for y in range(4):
+            for x in range(4):
+                target = c * side * side + (y // window) * side + x // window
+                edges.append((1, c * 16 + y * 4 + x, 2, target, 1.0 / window ** 2))
+    edges += dense(m[3].weight, 2, 3)
+    conv_bias = np.repeat(as_numpy(m[0].bias), 16)
+    result = check(m, edges, {1: conv_bias, 3: as_numpy(m[3].bias)}, input_shape=(1, 4, 4))
+    assert result.weight_layers[1].layer.kind == "avgpool2d"
+    assert not result.skipped
+
+
+class PreNorm(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.norm, self.a, self.b = nn.LayerNorm(4), nn.Linear(4, 4), nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.b(self.a(self.norm(x)) + x)
+
+
+class PostNorm(PreNorm):
+    def forward(self, x):
+        return self.b(self.norm(self.a(x) + x))
+
+
+def test_a_pre_norm_gain_folds_into_the_links_that_read_it():
+    m = seeded(PreNorm()).double()
+    g, beta = m.norm.weight, m.norm.bias
+    edges = dense(m.a.weight * g[None, :], 0, 1) + identity(0, 1, 4) + dense(m.b.weight, 1, 2)
+    result = check(m, edges, {1: as_numpy(m.a.bias + m.a.weight @ beta), 2: as_numpy(m.b.bias)})
+    assert "standardisation" in result.skipped[0].reason
+
+
+def test_a_post_norm_gain_folds_into_the_links_entering_it():
+    m = seeded(PostNorm()).double()
+    g, beta = m.norm.weight, m.norm.bias
+    edges = dense(g[:, None] * m.a.weight, 0, 1) + identity(0, 1, 4, as_numpy(g)) + dense(m.b.weight, 1, 2)
+    check(m, edges, {1: as_numpy(g * m.a.bias + beta), 2: as_numpy(m.b.bias)})
+
+
+class Block(nn.Module):
+    """A pre-norm transformer block: one head, attention by scaled_dot_product_attention."""
+
+    def __init__(self, d=4, hidden=6, fused=False):
+        super().__init__()
+        self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.fused = fused
+        self.qkv = nn.Linear(d, 3 * d)
+        self.o, self.up, self.down = nn.Linear(d, d), nn.Linear(d, hidden), nn.Linear(hidden, d)
+
+    def forward(self, x):
+        q, k, v = self.qkv(self.ln1(x)).split(x.shape[-1], dim=-1)
+        a = F.scaled_dot_product_attention(q[:, None], k[:, None], v[:, None])[:, 0]
+        m = x + self.o(a)
+        return m + self.down(torch.relu(self.up(self.ln2(m))))
+
+
+def test_the_residual_stream_graph_of_a_transformer_block():
+    m = seeded(Block()).double()
+    g1, b1, g2, b2 = m.ln1.weight, m.ln1.bias, m.ln2.weight, m.ln2.bias
+    W, bias = m.qkv.weight, m.qkv.bias
+    # node layers in forward order: r 0, q 1, k 2, v 3, o 4, m 5, u 6, next r 7
+    edges, biases = [], {}
+    for part, layer in enumerate((1, 2, 3)):  # the fused qkv split, ln1's gain folded into what reads it
+        rows = slice(4 * part, 4 * part + 4)
+        edges += dense(W[rows] * g1[None, :], 0, layer)
+        biases[layer] = as_numpy(bias[rows] + W[rows] @ b1)
+    edges += identity(3, 4, 4)  # v -> o
+    edges += dense(m.o.weight, 4, 5) + identity(0, 5, 4)  # o -> m with W_O, r -> m
+    edges += dense(m.up.weight * g2[None, :], 5, 6) + dense(m.down.weight, 6, 7) + identity(5, 7, 4)
+    biases.update({5: as_numpy(m.o.bias), 6: as_numpy(m.up.bias + m.up.weight @ b2), 7: as_numpy(m.down.bias)})
+    result = check(m, edges, biases, input_shape=(3, 4))
+    assert [layer.layer.kind for layer in result.node_layers] == ["input", "linear", "linear", "linear",
+                                                                  "attention", "linear", "linear", "linear"]
+    assert [w.layer.rows for w in result.weight_layers[:3]] == [(0, 4), (4, 8), (8, 12)]
+
+
+class Gated(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.gate, self.up, self.down = nn.Linear(3, 5), nn.Linear(3, 5), nn.Linear(5, 3)
+
+    def forward(self, x):
+        return self.down(F.silu(self.gate(x)) * self.up(x))
+
+
+def test_a_gated_mlp_hidden_layer_has_both_weight_layers_entering():
+    m = seeded(Gated())
+    edges = dense(m.gate.weight, 0, 1) + dense(m.up.weight, 0, 1) + dense(m.down.weight, 1, 2)
+    check(m, edges, {1: as_numpy(m.gate.bias + m.up.bias), 2: as_numpy(m.down.bias)})
+
+
+class Concat(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b, self.c = nn.Linear(3, 2), nn.Linear(3, 4), nn.Linear(6, 2)
+
+    def forward(self, x):
+        return self.c(torch.cat([self.a(x), self.b(x)], dim=-1))
+
+
+def test_concatenation_places_node_layers_side_by_side():
+    m = seeded(Concat())
+    edges = (dense(m.a.weight, 0, 1) + dense(m.b.weight, 0, 2) + identity(1, 3, 2) + identity(2, 3, 4, offset=2)
+             + dense(m.c.weight, 3, 4))
+    check(m, edges, {1: as_numpy(m.a.bias), 2: as_numpy(m.b.bias), 4: as_numpy(m.c.bias)})
+
+
+class Rows(nn.Module):
+    def __init__(self, cell, inputs=1, hidden=2, **kwargs):
+        super().__init__()
+        self.rnn, self.fc = cell(inputs, hidden, batch_first=True, **kwargs), nn.Linear(hidden, 1)
+
+    def forward(self, x):
+        out, _ = self.rnn(x)
+        return self.fc(out[:, -1, :])
+
+
+def e2_rnn():
+    """The E2 example of METRICS.md section 6."""
+    m = Rows(nn.RNN, nonlinearity="relu").double()
+    with torch.no_grad():
+        m.rnn.weight_ih_l0.copy_(torch.tensor([[1.0], [-1.0]]))
+        m.rnn.weight_hh_l0.copy_(torch.tensor([[0.5, 0.0], [1.0, -0.5]]))
+        m.rnn.bias_ih_l0.copy_(torch.tensor([0.0, 0.5]))
+        m.rnn.bias_hh_l0.zero_()
+        m.fc.weight.copy_(torch.tensor([[1.0, 1.0]]))
+        m.fc.bias.zero_()
+    return m
+
+
+def test_the_e2_rnn_unrolled_gives_the_strengths_of_section_9(tmp_path):
+    m = e2_rnn()
+    torch.save(m.state_dict(), tmp_path / "e2.pt")
+    for network in (network_from_module(m, time_steps=2), load_network(tmp_path / "e2.pt", time_steps=2)):
+        result = compute_metrics(network)
+        by_name = {layer.layer.name: layer for layer in result.node_layers}
+        np.testing.assert_allclose(by_name["rnn.h[1]"].strength, [2.5, -1.0])
+        np.testing.assert_allclose(by_name["rnn.h[2]"].strength, [2.5, 1.0])
+        np.testing.assert_allclose(by_name["fc"].strength, [2.0])
+        assert by_name["rnn.h[1]"].fluctuation == pytest.approx(1.75)
+        assert by_name["rnn.h[2]"].fluctuation == pytest.approx(0.75)
+        # W_x is used at both steps: its second use is tied to the first (one link-weight sample)
+        tied = [w.layer for w in result.weight_layers if w.layer.tied_to]
+        assert [(w.name, w.tied_to) for w in tied] == [("rnn.h.ih[2]", "rnn.h.ih[1]")]
+    with pytest.raises(NNGraphError, match="--time-steps"):
+        load_network(tmp_path / "e2.pt")
+
+
+def test_an_lstm_unrolls_with_one_node_layer_per_gate():
+    m = seeded(Rows(nn.LSTM, inputs=2, hidden=3)).double()
+    W_ih, W_hh = m.rnn.weight_ih_l0, m.rnn.weight_hh_l0
+    bias = m.rnn.bias_ih_l0 + m.rnn.bias_hh_l0
+    # layers: x[1] 0, x[2] 1; step 1: i 2, f 3, g 4, o 5, c 6, h 7; step 2: i 8 .. o 11, c 12, h 13; fc 14
+    edges, biases = [], {}
+    for t, (x, first) in enumerate(((0, 2), (1, 8))):
+        for gate in range(4):
+            rows = slice(3 * gate, 3 * gate + 3)
+            edges += dense(W_ih[rows], x, first + gate)
+            if t:
+                edges += dense(W_hh[rows], 7, first + gate)
+            biases[first + gate] = as_numpy(bias[rows])
+        c, h = first + 4, first + 5
+        edges += identity(first, c, 3) + identity(first + 1, c, 3) + identity(first + 2, c, 3)
+        if t:
+            edges += identity(6, c, 3)
+        edges += identity(first + 3, h, 3) + identity(c, h, 3)
+    edges += dense(m.fc.weight, 13, 14)
+    biases[14] = as_numpy(m.fc.bias)
+    check(m, edges, biases, time_steps=2)
+
+
+def test_a_gru_unrolls_with_its_reset_gate_linked_into_n():
+    m = seeded(Rows(nn.GRU, inputs=2, hidden=3)).double()
+    result = compute_metrics(network_from_module(m, time_steps=2))
+    names = [layer.layer.name for layer in result.node_layers]
+    assert names == ["x[1]", "x[2]", "rnn.r[1]", "rnn.z[1]", "rnn.n[1]", "rnn.h[1]",
+                     "rnn.r[2]", "rnn.z[2]", "rnn.n[2]", "rnn.h[2]", "fc"]
+    n1 = result.node_layers[4]
+    W_ih, W_hh = m.rnn.weight_ih_l0, m.rnn.weight_hh_l0
+    b_n = m.rnn.bias_ih_l0[6:] + m.rnn.bias_hh_l0[6:]
+    # n[1]: in from x[1] (W_in) and bias, plus 1 per node from r[1]; out to h[1] (1 per node)
+    expected = as_numpy(W_ih[6:].sum(1) + b_n) + 1.0 + 1.0
+    np.testing.assert_allclose(n1.strength, expected, rtol=1e-9)
+    h2 = result.node_layers[9]
+    np.testing.assert_allclose(h2.strength, 3.0 + as_numpy(m.fc.weight.sum(0)), rtol=1e-9)  # n, z, h[1] in
+    assert W_hh.shape == (9, 3)
+
+
+def test_persistence_in_the_authors_convention():
+    m = nn.Linear(2, 1).double()
+    with torch.no_grad():
+        m.weight.copy_(torch.tensor([[1.0, 0.5]]))
+        m.bias.copy_(torch.tensor([2.0]))
+    network = network_from_module(nn.Sequential(m))
+    [definition] = compute_metrics(network).weight_layers
+    # |W| / max|W| = [1, 0.5]: the spanning tree merges at 1 and 0.5, persistences 0 and 0.5
+    assert definition.neural_persistence == pytest.approx(0.5)
+    assert definition.neural_persistence_normalized == pytest.approx(0.5 / 2 ** 0.5)
+    [authors] = compute_metrics(network, persistence="authors").weight_layers
+    # bias vertex and the maximum 2: weights [0.5, 0.25], bias 1; persistences 0, 0.5, 0.75 and 1 (survivor)
+    assert authors.neural_persistence == pytest.approx((0.25 + 0.5625 + 1) ** 0.5)
+    assert authors.neural_persistence_normalized == pytest.approx((1.8125 / 3) ** 0.5)
+    with pytest.raises(NNGraphError, match="definition or authors"):
+        compute_metrics(network, persistence="paper")
+
+
+def test_max_pooling_and_untraceable_models_are_listed_never_a_traceback():
+    class Branchy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.norm, self.b = nn.Linear(3, 4), nn.LayerNorm(4), nn.Linear(4, 2)
+
+        def forward(self, x):
+            h = self.a(x)
+            if h.sum() > 0:  # data-dependent control flow: torch.export cannot trace it
+                h = -h
+            return self.b(self.norm(h))
+
+    result = compute_metrics(network_from_module(seeded(Branchy())))
+    assert [w.layer.name for w in result.weight_layers] == ["a", "b"]
+    skipped = {(s.name, s.kind) for s in result.skipped}
+    assert ("norm", "LayerNorm") in skipped and all("could not be traced" in s.reason for s in result.skipped)
+    with pytest.raises(NNGraphError, match="does not run on an input of shape"):
+        network_from_module(Residual(), input_shape=(5,))
+    with pytest.raises(NNGraphError, match="--time-steps"):
+        network_from_module(Rows(nn.RNN), time_steps=0)
