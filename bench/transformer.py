@@ -23,15 +23,7 @@ import torch
 from nngraph.ingest import compute_metrics, load_network
 from nngraph.ingest.topology import from_state_dict
 
-
-def best_of(function, repeats=5):
-    function()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return min(times)
+from metrics import best_of  # bench/metrics.py: the same timing rule
 
 
 def minilm_path() -> Path:

@@ -20,7 +20,7 @@ NORMS = {"layer_norm": (2, 3), "native_layer_norm": (2, 3), "rms_norm": (2, None
          "native_group_norm": (1, 2), "instance_norm": (1, 2)}  # op -> positions of gain and bias
 CONV = {"conv1d", "conv2d", "conv3d", "convolution"}
 AVG_POOLS = {"avg_pool1d", "avg_pool2d", "avg_pool3d", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
-             "adaptive_avg_pool3d", "_adaptive_avg_pool2d", "mean"}
+             "adaptive_avg_pool3d", "_adaptive_avg_pool2d"}
 ATTENTION = {"scaled_dot_product_attention", "_scaled_dot_product_flash_attention",
              "_scaled_dot_product_efficient_attention", "_scaled_dot_product_cudnn_attention"}
 MATMUL = {"matmul", "bmm", "mm", "einsum", "baddbmm"}

@@ -10,6 +10,8 @@ and the exact quantiles of MiniLM's 590K-weight layers cost 100 times more than 
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 
@@ -51,14 +53,20 @@ def link_weight_stats(weight: torch.Tensor, bias: torch.Tensor | None, weight_mo
     }
 
 
+@functools.lru_cache(maxsize=64)
+def _sample_indices(count: int) -> torch.Tensor:
+    """The seeded sample positions among `count` link weights: the same for every layer of that
+    size (a transformer's blocks repeat their shapes), so drawn once."""
+    return torch.randint(0, count, (SAMPLE_SIZE,), generator=torch.Generator().manual_seed(0))
+
+
 def _sample(weight: torch.Tensor, bias: torch.Tensor | None, count: int, exact_limit: int):
     """All link weights as one float64 CPU tensor, or a seeded uniform sample of them."""
     flat = weight.detach().reshape(-1)
     if count <= exact_limit:
         parts = [flat.to("cpu", torch.float64)] + ([bias] if bias is not None else [])
         return torch.cat(parts), None
-    generator = torch.Generator().manual_seed(0)
-    index = torch.randint(0, count, (SAMPLE_SIZE,), generator=generator)
+    index = _sample_indices(count)
     n_weights = flat.numel()
     from_weights = flat[index[index < n_weights].to(flat.device)].to("cpu", torch.float64)
     parts = [from_weights] + ([bias[index[index >= n_weights] - n_weights]] if bias is not None else [])

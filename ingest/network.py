@@ -120,7 +120,25 @@ class Topology:
                                        "is this a checkpoint of the same architecture?")
             if layer.learned:
                 self._check_shape(layer, tuple(tensors[layer.weight_key].shape), source)
+            self._check_vectors(layer, tensors, source)
         return Network(self, tensors, source)
+
+    def _check_vectors(self, layer: WeightLayer, tensors: Mapping, source: str) -> None:
+        """Biases and folded gains must have one value per node they act on."""
+        src, dst = self.node_layers[layer.src], self.node_layers[layer.dst]
+        per_dst = dst.shape[0] if layer.is_conv else dst.nodes
+        stored_rows = layer.rows[1] if layer.rows else per_dst
+        if layer.rows and layer.learned:
+            shape = tuple(tensors[layer.weight_key].shape)
+            stored_rows = (shape[::-1] if layer.transposed else shape)[0]
+        expected = [(key, stored_rows) for key in layer.bias_keys]
+        reads = int(layer.identity_sources().max()) + 1 if layer.kind == "identity" else src.nodes
+        expected += [(key, reads) for affine in layer.in_affines for key in affine.keys()]
+        expected += [(key, per_dst) for affine in layer.out_affines for key in affine.keys()]
+        for key, size in expected:
+            if tensors[key].numel() != size:
+                raise NNGraphError(f"{source}: {key!r} has {tensors[key].numel()} values, layer {layer.name} needs "
+                                   f"{size}; is this a checkpoint of the same model?")
 
     def _check_shape(self, layer: WeightLayer, stored: tuple[int, ...], source: str) -> None:
         src, dst = self.node_layers[layer.src], self.node_layers[layer.dst]

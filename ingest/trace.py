@@ -143,7 +143,7 @@ class Walk:
 
     def visit(self, node, op: str) -> None:
         tensors = [a for a in node.args if hasattr(a, "op")]
-        lists = [a for arg in node.args if isinstance(arg, (list, tuple)) for a in arg if hasattr(a, "op")]
+        lists = [a for arg in node.args if isinstance(arg, (list, tuple)) for a in arg if hasattr(a, "op")]  # cat
         if "embedding" in op:  # token ids in, the data's first nodes out
             self.topology.skip(module_label(node)[0], "Embedding", REASONS["embedding"])
             self.origin[node] = Ref(None, node)
@@ -161,6 +161,8 @@ class Walk:
             return self.batch_norm(node, op)
         if op in NORMS:
             return self.norm(node, op)
+        if op in REDUCTIONS:
+            return self.reduction(node, op)
         if op in AVG_POOLS:
             return self.avg_pool(node, op)
         if op in ATTENTION:
@@ -180,8 +182,6 @@ class Walk:
         if op == "getitem" and isinstance(self.origin.get(node.args[0]), Parts):
             self.origin[node] = self.origin[node.args[0]].values[int(node.args[1])]
             return
-        if op in REDUCTIONS and not isinstance(inputs[0], Seq):
-            return  # a per-sample statistic (a norm's mean or variance): no nodes
         self.elementwise(node, op, tensors)
 
     def weight_param(self, node, op: str):
@@ -196,7 +196,7 @@ class Walk:
         transposed = op != "linear"  # x @ W stores W as (in, out)
         out_features, in_features = shape_of(weight)[::-1] if transposed else shape_of(weight)
         name = key.rsplit(".", 1)[0]
-        ref = self.origin.get(x) or self.ref(x) or Ref(None, x)
+        ref = self.ref(x)
         src = self.layer_of(x, node, in_features, name)
         dst = self.new_layer(name, "linear", (out_features,), node)
         bias_keys = (self.params[bias.name],) if self.is_param(bias) else ()
@@ -263,19 +263,32 @@ class Walk:
             return replace(ref, gains=(*ref.gains, affine))
         return ref
 
+    def reduction(self, node, op: str) -> None:
+        """A mean over a feature map's positions is global average pooling; over token positions
+        it keeps the nodes (positions are not nodes); over the features it is a per-sample
+        statistic (a norm's mean or variance): no nodes. Any other reduction of a map is cut."""
+        x = node.args[0]
+        ref, shape = self.origin.get(x), shape_of(x)
+        if not isinstance(ref, Ref) or ref.layer is None or not shape:
+            return
+        dims = node.args[1] if len(node.args) > 1 and isinstance(node.args[1], (list, tuple)) else range(len(shape))
+        reduced = sorted(int(d) % len(shape) for d in dims)
+        if self.is_map(ref, shape):
+            if op == "mean" and reduced == list(range(2, len(shape))) and len(shape) > 2:
+                return self.avg_pool(node, op)
+            return self.opaque(node, [x], f"{op} over a feature map has no fixed links: the graph is cut here")
+        nodes = self.topology.node_layers[self.find(ref.layer)].nodes
+        if shape[-1] == nodes and len(shape) - 1 not in reduced and 0 not in reduced:
+            self.origin[node] = ref
+
     def avg_pool(self, node, op: str) -> None:
         x = node.args[0]
         x_shape, y_shape = shape_of(x), shape_of(node)
         ref = self.origin.get(x)
         dims = len(x_shape) - 2
-        if op == "mean" and not self.is_map(ref, x_shape):
-            return  # a mean over features: a per-sample statistic (a norm's), no nodes
         if not isinstance(ref, Ref) or ref.layer is None or dims < 1 or not self.is_map(ref, x_shape):
             return self.elementwise(node, op, [x])
-        if op == "mean":
-            reduced = sorted(int(d) % len(x_shape) for d in node.args[1])
-            if reduced != list(range(2, len(x_shape))):
-                return self.elementwise(node, op, [x])  # a statistic over the features (a norm's mean)
+        if op == "mean":  # over every position (reduction() checked)
             kernel, stride, padding = x_shape[2:], x_shape[2:], (0,) * dims
         elif op.startswith(("adaptive", "_adaptive")):
             out = y_shape[2:]
@@ -485,7 +498,7 @@ class Walk:
     def elementwise(self, node, op: str, tensors) -> None:
         """Views, activations and other one-input maps keep the nodes; anything that changes the
         node set, or combines node layers without fixed links, is opaque."""
-        refs = [self.origin.get(t) for t in tensors]
+        refs = [self.ref(t) for t in tensors]
         mapped = [r for r in refs if r is not None]
         if len(mapped) == 1 and isinstance(mapped[0], Ref) and (op in VIEWS or self.keeps_nodes(node, mapped[0])):
             self.origin[node] = mapped[0]

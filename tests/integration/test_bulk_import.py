@@ -26,6 +26,9 @@ LINKS = """
 MATCH (:Model {name: $model})-[:HAS_VERSION]->(v:Version)
 MATCH (:Neuron {version: v.uid})-[r:LINK]->()
 RETURN count(r) AS links, sum(r.weight) AS total"""
+SKIPPED = """
+MATCH (:Model {name: $model})-[:HAS_VERSION]->(:Version)-[:SKIPPED]->(s:Skipped)
+RETURN s.name AS name, s.kind AS kind, s.reason AS reason ORDER BY name, reason"""
 PAGERANK = """
 MATCH (:Model {name: $model})-[:HAS_VERSION]->(v:Version)
 MATCH (n:Neuron {version: v.uid})
@@ -41,7 +44,7 @@ def run(env, *args, ok=True):
 def answers(env, model):
     run(env, "analyze", "centrality", "--model", model, "--engine", "gds")
     read = lambda query: json.loads(run(env, "query", query, "-p", f"model={model}", "--format", "json").output)  # noqa
-    return read(SUMMARY), read(LINKS), read(PAGERANK)
+    return read(SUMMARY), read(LINKS), read(PAGERANK), read(SKIPPED)
 
 
 # the CNN's pixel graph (channel, row, col, conv layers) and an MLP whose 50k random weights fill
@@ -74,7 +77,8 @@ def test_exported_files_imported_by_neo4j_admin_answer_as_an_ingest(tmp_path, fm
         imported = answers(env, "bulk")
     finally:
         run(env, "db", "stop", "--server", "neo4j")
-    summary, links, pagerank = imported
+    summary, links, pagerank, skipped = imported
+    assert skipped == ingested[3] and (model == "mlp" or skipped)  # the CNN's BatchNorm and max pooling
     assert links == ingested[1] and links[0]["links"] > 0
     assert [row["shape"] for row in summary] == [row["shape"] for row in ingested[0]]  # arrays, not strings
     for got, expected in zip(summary, ingested[0]):
