@@ -19,7 +19,7 @@ from nngraph.errors import NNGraphError
 
 LOG = logging.getLogger("nngraph")
 
-from .link_weights import link_weight_stats
+from .link_weights import LinkWeightStats
 from .network import Network, NodeLayer, Skipped, WeightLayer
 from .persistence import neural_persistence
 from .strengths import BLOCK_ELEMENTS, Moments, conv_strengths, dense_strengths
@@ -106,7 +106,8 @@ def compute_metrics(network: Network, *, device: str | torch.device = "auto", pl
     topology = network.topology
     n = len(topology.node_layers)
     s_in, s_out, biases = [None] * n, [None] * n, [None] * n
-    weight_metrics, first_of = [], {}
+    weight_metrics, samples, sample_of = [], [], {}
+    link_weights = LinkWeightStats()  # the statistics of every sample, at the end
     with torch.no_grad():
         for layer in topology.weight_layers:
             weight, bias = network.weights(layer)
@@ -120,14 +121,14 @@ def compute_metrics(network: Network, *, device: str | torch.device = "auto", pl
             s_in[layer.dst] = _accumulate(s_in[layer.dst], into, layer.dst_offset, nodes)
             if bias_nodes is not None:
                 biases[layer.dst] = _accumulate(biases[layer.dst], bias_nodes, layer.dst_offset, nodes)
-            if layer.tied_to is not None:  # shared weights: one sample, kept with their first use
-                stats = first_of[layer.tied_to].link_weights
-            else:
-                stats = link_weight_stats(weight, bias, moments)
-            metrics = WeightLayerMetrics(layer, edges, stats, max(abs(moments.low), abs(moments.high)),
-                                         max_abs_bias=_max_abs(bias))
-            first_of.setdefault(layer.name, metrics)
-            weight_metrics.append(metrics)
+            if layer.tied_to is None:  # shared weights: one sample, kept with their first use
+                sample_of[layer.name] = link_weights.add(weight, bias, moments)
+            samples.append(sample_of[layer.tied_to or layer.name])
+            weight_metrics.append(WeightLayerMetrics(layer, edges, {}, max(abs(moments.low), abs(moments.high)),
+                                                     max_abs_bias=_max_abs(bias)))
+        stats = link_weights.results()
+        for metrics, sample in zip(weight_metrics, samples):
+            metrics.link_weights = stats[sample]
         if persistence:
             _add_persistence(network, weight_metrics, persistence)
     node_metrics = [_node_layer_metrics(layer, s_in[i], s_out[i], biases[i], plus_one)
