@@ -19,9 +19,12 @@ def version_layers(store, model: str) -> pd.DataFrame:
                            "`nngraph models` lists the models")
     frame = pd.DataFrame(rows)
     metrics = sorted({k for p in frame["version_properties"] for k in p if k.startswith("metric_")})
-    for key in metrics:
+    for key in [*metrics, *DATA_KEYS]:
         frame[key] = [p.get(key) for p in frame["version_properties"]]
     return frame.drop(columns="version_properties")
+
+
+DATA_KEYS = ("data_source", "data_samples", "data_seed", "data_hash")  # the inputs of a version's NS and NA
 
 
 def metric_columns(frame: pd.DataFrame) -> list[str]:

@@ -13,7 +13,7 @@ import pandas as pd
 
 from nngraph.errors import NNGraphError
 
-from . import divergence as dv
+from . import activation_reports, divergence as dv
 from .report_data import metric_columns, neuron_values, select_versions, version_layers
 
 BINS = 64
@@ -43,6 +43,7 @@ class Options:
     bin_width: float = 0.1
     prop: str | None = None  # centrality / communities: the Neuron property
     other_model: str | None = None  # compare: versions A,B with B from this model
+    mixed_data: bool = False  # activations / ensemble: compare NS and NA measured on different inputs
 
 
 def learning_dynamics(store, model: str, options: Options) -> Report:
@@ -142,9 +143,11 @@ def ensemble(store, model: str, options: Options) -> Report:
                      "the node strengths and the link weights of a bin's versions are pooled, and the matrices say how "
                      "far apart the bins are (symmetric Kullback-Leibler as in the paper, Jensen-Shannon in [0, 1], "
                      "1-D Wasserstein). The paper found link weights of low- and high-accuracy networks overlap while "
-                     "strengths of accurate ones spread far wider.")
+                     "strengths of accurate ones spread far wider. Versions measured on data add their neurons' "
+                     "strength and activation on those inputs (NS, NA), compared the same way.")
     strengths = _neuron_values(store, frame, "strength")
     fed = frame[frame["w_hist_counts"].notna()]
+    data_rows = _data_rows(frame, model, options, report)
     bin_rows, divergences, densities = [], [], []
     for layer in report.layers:
         rows = frame[frame["layer"] == layer]
@@ -153,6 +156,10 @@ def ensemble(store, model: str, options: Options) -> Report:
             bin_rows.append({"bin": label, "layer": layer, "versions": len(members),
                              "mean_metric": float(per_version.loc[members, column].mean()),
                              "mean_fluctuation": float(rows[rows["version"].isin(members)]["fluctuation"].mean())})
+            if data_rows is not None:
+                measured = data_rows[(data_rows["layer"] == layer) & data_rows["version"].isin(members)]
+                bin_rows[-1].update({f"mean_{c}": float(measured[c].mean()) if len(measured) else float("nan")
+                                     for c in ("ns_std", "na_mean", "na_zero_fraction")})
         pooled = {label: np.concatenate([strengths[v].get(layer, np.empty(0)) for v in report.versions
                                          if bins[v] == label]) for label in order}
         grid = dv.shared_grid(list(pooled.values()), _bins(min(pooled.values(), key=len)))
@@ -163,6 +170,8 @@ def ensemble(store, model: str, options: Options) -> Report:
             quantities["link weight"] = (w_grid, {b: np.mean([dv.rebin(r.w_hist_edges, r.w_hist_counts, w_grid)
                                                               for r in layer_weights.itertuples() if bins[r.version] == b],
                                                              axis=0) for b in order})
+        if data_rows is not None:
+            quantities.update(activation_reports.per_bin_quantities(data_rows[data_rows["layer"] == layer], bins, order))
         for quantity, (edges, per_bin) in quantities.items():
             for label in order:
                 densities += _density_rows(label, layer, edges, per_bin[label], quantity=quantity, key="bin")
@@ -179,13 +188,26 @@ def ensemble(store, model: str, options: Options) -> Report:
         report.skipped.append(f"one bin only ({order[0]}): no divergences; use a smaller --bin-width")
     else:
         report.findings += _ensemble_findings(report, order)
-    for quantity in ("strength", "link weight"):
+    for quantity in ("strength", "link weight", *activation_reports.QUANTITIES.values()):
         subset = report.tables["densities"]
         subset = subset[subset["quantity"] == quantity] if len(subset) else subset
         if len(subset):
+            fixed = quantity in activation_reports.QUANTITIES.values()  # on the fixed grid, log-spaced
             report.figures.append((f"Pooled {quantity} densities per layer, one curve per bin",
-                                   lambda figure, s=subset, q=quantity: _density_grid(figure, s, order, q, key="bin")))
+                                   lambda figure, s=subset, q=quantity, f=fixed: _density_grid(figure, s, order, q,
+                                                                                               key="bin", symlog=f)))
     return report
+
+
+def _data_rows(frame, model: str, options: Options, report: Report):
+    """The layers' NS and NA when every chosen version was measured on data; else a note."""
+    if frame["data_hash"].isna().all():
+        report.skipped.append("no NS or NA: the versions were not measured on data (ingest with --data)")
+        return None
+    if frame.drop_duplicates("version")["data_hash"].isna().any():
+        report.skipped.append("no NS or NA: only some versions were measured on data")
+        return None
+    return activation_reports.measured_rows(frame, model, options.mixed_data)
 
 
 def _ensemble_findings(report: Report, order: list[str]) -> list[str]:
@@ -193,7 +215,7 @@ def _ensemble_findings(report: Report, order: list[str]) -> list[str]:
     table, low, high = report.tables["divergences"], order[0], order[-1]
     pair = table[(table["bin_a"] == low) & (table["bin_b"] == high)]
     found = []
-    for quantity in ("link weight", "strength"):
+    for quantity in ("link weight", "strength", *activation_reports.QUANTITIES.values()):
         rows = pair[pair["quantity"] == quantity]
         if len(rows):
             found.append(f"{quantity}: mean Jensen-Shannon divergence between bins {low} and {high} over "
@@ -320,11 +342,13 @@ def compare(store, model: str, options: Options) -> Report:
 
 
 REPORTS = {"learning-dynamics": learning_dynamics, "strength": strength, "link-weights": link_weights,
-           "ensemble": ensemble, "centrality": centrality, "communities": communities, "compare": compare}
+           "activations": activation_reports.activations, "ensemble": ensemble, "centrality": centrality,
+           "communities": communities, "compare": compare}
 DESCRIPTIONS = {
     "learning-dynamics": "layer fluctuation of every layer across versions, with stored metrics (accuracy, loss)",
     "strength": "node-strength distributions per layer across versions, and their extremes",
     "link-weights": "link-weight distributions per layer across versions",
+    "activations": "Neurons Strength and Activation on data (ingest --data) per layer across versions",
     "ensemble": "versions binned by a stored metric; distributions per bin; KL / JS / Wasserstein between bins",
     "centrality": "top neurons per layer and version; rank correlation between consecutive versions",
     "communities": "communities and modularity per version; adjusted Rand index between consecutive versions",
@@ -414,7 +438,7 @@ def _x_axis(frame):
     return (lambda rows: rows["version"].map(order)), "version (in step order)"
 
 
-def _density_grid(figure, table, names, quantity, key="version"):
+def _density_grid(figure, table, names, quantity, key="version", symlog=False):
     from matplotlib import colormaps
 
     layers = sorted(set(table["layer"]))
@@ -429,6 +453,10 @@ def _density_grid(figure, table, names, quantity, key="version"):
                       label=str(name) if len(names) <= 8 else None)
         axis.set_title(f"layer {layer}", fontsize="small")
         axis.set_xlabel(quantity, fontsize="small")
+        if symlog:  # the fixed grid of NS and NA: 0 and +-10^k, read on a symmetric log scale
+            axis.set_xscale("symlog", linthresh=1e-3)
+            ticks = [-100, -1, -0.01, 0, 0.01, 1, 100]
+            axis.set_xticks(ticks, [f"{t:g}" for t in ticks], fontsize="x-small")
     for axis in axes[len(layers):]:
         axis.set_visible(False)
     if len(names) <= 8:

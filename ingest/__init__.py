@@ -11,6 +11,9 @@ _EXPORTS = {
     "ingest_module": "pipeline",
     "ingest_path": "pipeline",
     "EpochRecorder": "pipeline",
+    "DataOptions": "pipeline",
+    "data_metrics": "activations",
+    "load_inputs": "data_source",
 }
 
 __all__ = list(_EXPORTS)

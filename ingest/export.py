@@ -29,15 +29,21 @@ FORMATS = ("csv", "parquet")
 PARQUET_ARRAYS = """
 MATCH (l:Layer)
 WHERE l.shape IS :: STRING OR l.w_hist_edges IS :: STRING OR l.w_hist_counts IS :: STRING
+   OR l.ns_hist_counts IS :: STRING OR l.na_hist_counts IS :: STRING
 SET l.shape = CASE WHEN l.shape IS :: STRING THEN [x IN split(l.shape, ';') | toInteger(x)] ELSE l.shape END,
     l.w_hist_edges = CASE WHEN l.w_hist_edges IS :: STRING
                      THEN [x IN split(l.w_hist_edges, ';') | toFloat(x)] ELSE l.w_hist_edges END,
     l.w_hist_counts = CASE WHEN l.w_hist_counts IS :: STRING
-                      THEN [x IN split(l.w_hist_counts, ';') | toInteger(x)] ELSE l.w_hist_counts END"""
+                      THEN [x IN split(l.w_hist_counts, ';') | toInteger(x)] ELSE l.w_hist_counts END,
+    l.ns_hist_counts = CASE WHEN l.ns_hist_counts IS :: STRING
+                       THEN [x IN split(l.ns_hist_counts, ';') | toInteger(x)] ELSE l.ns_hist_counts END,
+    l.na_hist_counts = CASE WHEN l.na_hist_counts IS :: STRING
+                       THEN [x IN split(l.na_hist_counts, ';') | toInteger(x)] ELSE l.na_hist_counts END"""
 CYPHER = [PARQUET_ARRAYS]
 ARRAY_DELIMITER = ";"
 NEURON_HEADER = [":ID(Neuron)", "uid", "version", "layer:int", "index:int", "s_in:double", "s_out:double",
-                 "strength:double", "bias:double", "channel:int", "row:int", "col:int"]
+                 "strength:double", "bias:double", "channel:int", "row:int", "col:int", "ns_mean:double",
+                 "ns_std:double", "na_mean:double", "na_std:double"]
 LINK_HEADER = [":START_ID(Neuron)", ":END_ID(Neuron)", "weight:double"]
 NODE_GROUPS = ("Model", "Version", "Layer", "Neuron", "Channel", "Skipped")
 RELATIONSHIP_GROUPS = ("HAS_VERSION", "HAS_LAYER", "NEXT", "LINK", "CHANNEL_LINK", "SKIPPED")
@@ -105,7 +111,7 @@ class Exporter:
             first_ids[index] = self._next_id
             ids = np.arange(self._next_id, self._next_id + count)
             self._next_id += count
-            columns = neuron_columns(layer)
+            columns = neuron_columns(layer, metrics.data_of(index))
             columns = [ids, [f"{uid}:{index}:{i}" for i in range(count)], [uid] * count, np.full(count, index),
                        *columns.values()]  # None: not defined here (null)
             self._streams["Neuron"].write(columns)

@@ -44,8 +44,9 @@ class GraphOptions:
         return self.edges.kind != "none" and (not layer.is_conv or self.conv_edges == "pixel")
 
 
-def neuron_columns(layer: NodeLayerMetrics) -> dict[str, np.ndarray | None]:
-    """index, strengths, bias, and channel/row/col for feature maps (None where not defined)."""
+def neuron_columns(layer: NodeLayerMetrics, data=None) -> dict[str, np.ndarray | None]:
+    """index, strengths, bias, channel/row/col for feature maps, and with `data` (the layer's
+    activations.LayerData) each neuron's NS and NA mean and std (None where not defined)."""
     count, shape = layer.strength.size, layer.layer.shape
     columns = {"index": np.arange(count), "s_in": layer.s_in, "s_out": layer.s_out, "strength": layer.strength,
                "bias": layer.bias, "channel": None, "row": None, "col": None}
@@ -54,6 +55,8 @@ def neuron_columns(layer: NodeLayerMetrics) -> dict[str, np.ndarray | None]:
         columns["channel"] = position[0]
         columns["row"] = position[-2] if len(shape) >= 3 else None
         columns["col"] = position[-1]
+    ns, na = (data.strength.per_node(), data.activation_values.per_node()) if data is not None else ((None,) * 2,) * 2
+    columns.update({"ns_mean": ns[0], "ns_std": ns[1], "na_mean": na[0], "na_std": na[1]})
     return columns
 
 

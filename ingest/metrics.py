@@ -67,13 +67,21 @@ class NetworkMetrics:
     weight_layers: list[WeightLayerMetrics]
     skipped: list[Skipped]
     options: dict = field(default_factory=dict)
+    data: object = None  # activations.DataMetrics: NS and NA on inputs, when measured
 
     def summary(self) -> dict:
         """The JSON document `nngraph metrics --format json` prints."""
-        return {"source": self.source, "options": self.options,
-                "layers": [m.summary() for m in self.node_layers],
-                "weight_layers": [m.summary() for m in self.weight_layers],
-                "skipped": [vars(s) for s in self.skipped]}
+        summary = {"source": self.source, "options": self.options,
+                   "layers": [m.summary() for m in self.node_layers],
+                   "weight_layers": [m.summary() for m in self.weight_layers],
+                   "skipped": [vars(s) for s in self.skipped]}
+        if self.data is not None:
+            summary["data_metrics"] = self.data.summary()
+        return summary
+
+    def data_of(self, index: int):
+        """The NS and NA of node layer `index` (activations.LayerData), or None."""
+        return None if self.data is None else self.data.by_index.get(index)
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:

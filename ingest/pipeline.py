@@ -7,16 +7,18 @@ import contextlib
 import hashlib
 import re
 import secrets
+from dataclasses import dataclass
 from pathlib import Path
 
 from nngraph.errors import NNGraphError
 from nngraph.limits import check_int64, check_metric_key
 
+from .data_source import Inputs, load_inputs
 from .edges import EdgePolicy
 from .graph_rows import GraphOptions
 from .metrics import compute_metrics
 from .hf_models import is_model_directory
-from .sources import SAFETENSORS_INDEX, load_network, network_from_module
+from .sources import SAFETENSORS_INDEX, load_network, load_runnable, network_from_module
 from .writer import IngestResult, write_version
 
 CHECKPOINT_SUFFIXES = {".pt", ".pth", ".bin", ".safetensors", ".pt2"}
@@ -51,45 +53,82 @@ def version_properties(step=None, epoch=None, metrics=None, source=None, sha256=
     return {k: v for k, v in properties.items() if v is not None}
 
 
+@dataclass(frozen=True)
+class DataOptions:
+    """Inputs to measure NS and NA on (activations.py), and whether NS counts the bias."""
+
+    inputs: Inputs
+    bias_in_strength: bool = True
+
+    @classmethod
+    def of(cls, data, samples: int | None = None, seed: int = 0, bias_in_strength: bool = True):
+        """None without data, DataOptions as they are; inputs are loaded (and sampled) once for
+        every version."""
+        if data is None or isinstance(data, DataOptions):
+            return data
+        inputs = data if isinstance(data, Inputs) else load_inputs(data, samples, seed)
+        return cls(inputs, bias_in_strength)
+
+    def measure(self, module, network, result, device, batchnorm: str = "fold"):
+        """Adds NS and NA to `result` (a NetworkMetrics) and returns the Version properties they add."""
+        from .activations import data_metrics
+
+        result.data = data_metrics(module, self.inputs, bias=self.bias_in_strength, device=device,
+                                   fold_batch_norm=batchnorm == "fold")
+        result.data.check_layers(network.topology, network.source)
+        return result.data.version_properties()
+
+
 def ingest_path(store, path: Path, *, model: str, tag: str | None = None, step: int | None = None,
                 metrics: dict | None = None, edges: EdgePolicy = EdgePolicy(), conv_edges: str = "channel",
                 replace: bool = False, device: str = "auto", load_options: dict | None = None,
-                persistence: str = "definition", progress: bool = True, announce=None) -> IngestResult:
-    network, result, properties = _measured(path, step, metrics, device, load_options, persistence)
+                persistence: str = "definition", progress: bool = True, announce=None,
+                data: DataOptions | None = None) -> IngestResult:
+    network, result, properties = _measured(path, step, metrics, device, load_options, persistence, data)
     return write_version(store, network, result, model=model, tag=tag or path.stem, properties=properties,
                          edges=edges, conv_edges=conv_edges, replace=replace, progress=progress, announce=announce)
 
 
 def export_path(exporter, path: Path, *, model: str, tag: str | None = None, step: int | None = None,
                 metrics: dict | None = None, options: GraphOptions = GraphOptions(), device: str = "auto",
-                load_options: dict | None = None, persistence: str = "definition", bar=None) -> int:
+                load_options: dict | None = None, persistence: str = "definition", bar=None,
+                data: DataOptions | None = None) -> int:
     """Add one file's version to an export (nngraph.ingest.export.Exporter); the links written."""
-    network, result, properties = _measured(path, step, metrics, device, load_options, persistence)
+    network, result, properties = _measured(path, step, metrics, device, load_options, persistence, data)
     return exporter.add_version(network, result, model=model, tag=tag or path.stem, uid=secrets.token_hex(8),
                                 properties=properties, options=options, bar=bar)
 
 
-def _measured(path: Path, step, metrics, device, load_options, persistence):
+def _measured(path: Path, step, metrics, device, load_options, persistence, data: DataOptions | None = None):
     network = load_network(path, **(load_options or {}))
     result = compute_metrics(network, device=device, persistence=persistence)
     properties = version_properties(step=step, metrics=metrics, source=str(path), sha256=_sha256(path))
+    if data is not None:
+        module = load_runnable(path, **(load_options or {}))
+        properties.update(data.measure(module, network, result, device, (load_options or {}).get("batchnorm", "fold")))
     return network, result, properties
 
 
 def ingest_module(module, *, model_name: str, version: str, metrics: dict | None = None, step: int | None = None,
                   epoch: int | None = None, input_shape=None, time_steps: int | None = None, edges: str = "all",
                   conv_edges: str = "channel", batchnorm: str = "fold", persistence: str = "definition",
-                  replace: bool = False, store=None, device: str = "auto") -> IngestResult:
+                  replace: bool = False, store=None, device: str = "auto", data=None, samples: int | None = None,
+                  seed: int = 0, bias_in_strength: bool = True) -> IngestResult:
     """Store an in-memory nn.Module as one version (e.g. once per epoch from a training loop).
 
     Without `store`, connects to the configured database (NEO4J_* variables, config file)
     or starts the local default. Conv models need input_shape (C, H, W), recurrent ones
     time_steps; `batchnorm` and `persistence` are the CLI's --batchnorm and --persistence.
+    `data` (with `samples`, `seed`, `bias_in_strength`: the CLI's --data options, or a
+    DataOptions) adds the version's Neurons Strength and Activation on those inputs.
     """
     network = network_from_module(module, input_shape, source=f"<module {type(module).__name__}>",
                                   time_steps=time_steps, batchnorm=batchnorm)
     result = compute_metrics(network, device=device, persistence=persistence)
     properties = version_properties(step=step, epoch=epoch, metrics=metrics)
+    if data is not None:
+        options = DataOptions.of(data, samples, seed, bias_in_strength)
+        properties.update(options.measure(module, network, result, device, batchnorm))
     policy = EdgePolicy.parse(edges) if isinstance(edges, str) else edges
     with _given_or_opened(store) as target:
         return write_version(target, network, result, model=model_name, tag=version, properties=properties,
@@ -121,15 +160,18 @@ class EpochRecorder:
                 record(model, epoch=epoch, metrics={"test_accuracy": evaluate(model)})
 
     Each call stores a version tagged `epoch{N}` (or `version=`); one already stored is left
-    as it is, so a rerun after an interruption resumes without duplicates.
+    as it is, so a rerun after an interruption resumes without duplicates. With `data=` (as
+    ingest_module takes it), the inputs are drawn once and every epoch is measured on them.
     """
 
     def __init__(self, model_name: str, *, store=None, input_shape=None, time_steps: int | None = None,
                  edges: str = "all", conv_edges: str = "channel", batchnorm: str = "fold",
-                 persistence: str = "definition", device: str = "auto"):
+                 persistence: str = "definition", device: str = "auto", data=None, samples: int | None = None,
+                 seed: int = 0, bias_in_strength: bool = True):
         self.model_name, self.device = model_name, device
         self.options = dict(input_shape=input_shape, time_steps=time_steps, edges=edges, conv_edges=conv_edges,
-                            batchnorm=batchnorm, persistence=persistence)
+                            batchnorm=batchnorm, persistence=persistence,
+                            data=DataOptions.of(data, samples, seed, bias_in_strength))  # the same inputs every epoch
         self._opened = _given_or_opened(store)
         self._store = self._opened.__enter__()
 

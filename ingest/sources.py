@@ -73,6 +73,41 @@ def load_network(path: str | Path, *, arch: str | None = None, input_shape: tupl
     return build.from_state_dict(tensors, source, time_steps).bind(tensors, source)
 
 
+def load_runnable(path: str | Path, *, arch: str | None = None, trust_pickle: bool = False, **_graph_options):
+    """The model of a file or model directory with this version's weights, to run on data
+    (--data): its code comes from the .pt2 archive, the directory's config.json or `arch`."""
+    path = Path(path)
+    source = str(path)
+    check_readable(path)
+    if path.suffix == ".pt2":
+        return load_exported(path, trust_pickle).module()
+    if is_model_directory(path) and not arch:
+        module = build_module(path)
+        _load_weights(module, renamed(module, _sharded_safetensors(path)), source)
+        return module
+    import torch
+
+    loaded = _load_tensors_or_module(path, trust_pickle)
+    if isinstance(loaded, torch.nn.Module):
+        return loaded
+    if not arch:
+        raise NNGraphError(f"{source}: --data runs the model, and a state_dict holds no code: give --arch "
+                           "package.module:factory, a .pt2 archive or a model directory")
+    tensors = _state_dict(loaded, source) if isinstance(loaded, Mapping) else loaded
+    module = _build_arch(arch, source)
+    _check_matches(module, tensors, arch, source)
+    _load_weights(module, tensors, source)
+    return module
+
+
+def _load_weights(module, tensors: Mapping, source: str) -> None:
+    state = module.state_dict()
+    missing = [key for key in state if key not in tensors and state[key].is_floating_point()]
+    if missing:
+        raise NNGraphError(f"{source}: has no tensor {missing[0]!r} for the model; is it a checkpoint of that model?")
+    module.load_state_dict({key: tensors[key] for key in state if key in tensors}, strict=False)
+
+
 def _fold(batchnorm: str) -> bool:
     if batchnorm not in ("fold", "pass-through"):
         raise NNGraphError(f"--batchnorm {batchnorm!r}: expected fold or pass-through")

@@ -454,10 +454,12 @@ class Walk:
                 or self.topology.weight_layers[entering[0]].kind != "linear"):
             return self.opaque(node, [node.args[0]], "a split of node layers: the graph is cut here")
         fused = self.topology.weight_layers[entering[0]]
+        values = {int(user.args[1]): user for user in node.users if op_name(user) == "getitem"}
         parts, start = [], 0
         for number, size in enumerate(sizes):
             name = f"{fused.name}[{number}]"
             dst = layer if number == 0 else self.new_layer(name, "linear", (size,), node)
+            self.head[dst] = values.get(number, node)  # the part's own value
             self.topology.node_layers[dst] = replace(self.topology.node_layers[dst], name=name, shape=(size,))
             part = replace(fused, name=name, dst=dst, rows=(start, start + size))
             if number == 0:
@@ -485,12 +487,13 @@ class Walk:
         weights = [self.params.get(getattr(a, "name", None)) for a in node.args[2]]
         if any(w is None for w in weights):
             return self.opaque(node, [x], "a recurrent layer whose weights are not parameters: the graph is cut here")
+        before = len(self.topology.node_layers)
         result = unroll_op(self.topology, op, node.args, shape_of(x), weights, path, block_of(path))
         if isinstance(result, str):
             self.topology.skip(path, cls, result)
             return self.opaque(node, [x], result)
         sequence, last = result
-        for index in sequence + last:
+        for index in range(before, len(self.topology.node_layers)):  # every step's values come from this op
             self.head[index] = node
         # (output sequence, final hidden states[, final cell states: no links read them here])
         self.origin[node] = Parts((Seq(tuple(sequence), 1 if node.args[8] else 0), Seq(tuple(last), 0), None))
@@ -534,7 +537,7 @@ class Walk:
         """Drop merged layers and layers nothing links, renumber in forward order."""
         old = self.topology
         used = {self.find(i) for w in old.weight_layers for i in (w.src, w.dst)}
-        numbering = {}
+        numbering = self.numbering = {}
         result = Topology(skipped=old.skipped)
         for layer in old.node_layers:
             if layer.index in used and layer.index not in self.alias:
@@ -552,3 +555,11 @@ def _unary(node) -> bool:
 def from_exported(program, *, fold_batch_norm: bool = True) -> Topology:
     """Walk a torch.export ExportedProgram in execution order."""
     return Walk(program, fold_batch_norm=fold_batch_norm).run()
+
+
+def with_values(program, *, fold_batch_norm: bool = True):
+    """The topology and, per node layer, the graph node whose value holds its nodes as produced
+    (after folded norms, residual sums and merges): what data-dependent metrics read."""
+    walk = Walk(program, fold_batch_norm=fold_batch_norm)
+    topology = walk.run()
+    return topology, {new: walk.head[old] for old, new in walk.numbering.items() if old in walk.head}

@@ -75,7 +75,8 @@ CREATE (a)-[:NEXT {name: r[2], kind: r[3], edges: r[4]}]->(b)"""
 CREATE_NEURONS = """
 UNWIND $rows AS r
 CREATE (:Neuron {uid: r[0], version: $version, layer: r[1], index: r[2],
-                 s_in: r[3], s_out: r[4], strength: r[5], bias: r[6], channel: r[7], row: r[8], col: r[9]})"""
+                 s_in: r[3], s_out: r[4], strength: r[5], bias: r[6], channel: r[7], row: r[8], col: r[9],
+                 ns_mean: r[10], ns_std: r[11], na_mean: r[12], na_std: r[13]})"""
 CREATE_CHANNELS = """
 UNWIND $rows AS r
 CREATE (:Channel {uid: $version + ':' + toString(r[0]) + ':c' + toString(r[1]), version: $version,
@@ -291,6 +292,8 @@ def layer_rows(uid: str, metrics: NetworkMetrics, options: GraphOptions) -> list
                                "neural_persistence": weights.neural_persistence,
                                "neural_persistence_normalized": weights.neural_persistence_normalized,
                                "edge_policy": _policy_name(weights.layer, options)})
+        if metrics.data is not None:
+            properties.update(metrics.data.layer_properties(node_layer.layer.index))
         rows.append({"uid": layer_uid(uid, node_layer.layer.index),
                      "properties": {k: v for k, v in properties.items() if v is not None and v != ""}})
     return rows
@@ -307,7 +310,8 @@ def _write_neurons(store, uid: str, metrics: NetworkMetrics) -> int:
     written = 0
     for layer in metrics.node_layers:
         index, n = layer.layer.index, layer.strength.size
-        values = [c.tolist() if c is not None else [None] * n for c in neuron_columns(layer).values()]
+        columns = neuron_columns(layer, metrics.data_of(index))
+        values = [c.tolist() if c is not None else [None] * n for c in columns.values()]
         for start in range(0, n, BATCH_ROWS):
             rows = [[f"{uid}:{index}:{i}", index, *(v[i] for v in values)]
                     for i in range(start, min(n, start + BATCH_ROWS))]

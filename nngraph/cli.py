@@ -70,6 +70,39 @@ PERSISTENCE = click.option("--persistence", type=click.Choice(["definition", "au
                            "code computes it (bias vertices; METRICS.md section 7).")
 
 
+def data_options(command=None, *, default: str | None = None):
+    """--data and its companions, handed to the command as one `data` (DataOptions or None): the
+    inputs are loaded and sampled once, before any version is read."""
+    import functools
+
+    if command is None:
+        return functools.partial(data_options, default=default)
+    options = [
+        click.option("--data", "data_source", metavar="FILE|PACKAGE.MODULE:FACTORY|digits|digits-test",
+                     default=default, show_default=default is not None,
+                     help="Inputs to measure Neurons Strength and Activation on (METRICS.md section 6): a .pt, .npy "
+                          "or .safetensors tensor, a factory returning a tensor, Dataset or DataLoader, or the "
+                          "bundled digits (training or test split). Runs the model: needs --arch, a .pt2 or a "
+                          "model directory."),
+        click.option("--samples", type=int, metavar="N", help="With --data: draw N inputs (default: all)."),
+        click.option("--seed", type=click.IntRange(0, 2 ** 63 - 1), default=0, show_default=True,
+                     help="With --data: the seed that draws the samples."),
+        click.option("--no-bias-in-strength", is_flag=True, help="With --data: Neurons Strength without the bias."),
+    ]
+
+    @functools.wraps(command)
+    def collected(data_source, samples, seed, no_bias_in_strength, **kwargs):
+        from nngraph.ingest.pipeline import DataOptions
+
+        if data_source is None and samples is not None:
+            raise click.BadParameter("--samples draws from --data: give --data too", param_hint="--samples")
+        return command(data=DataOptions.of(data_source, samples, seed, not no_bias_in_strength), **kwargs)
+
+    for option in reversed(options):
+        collected = option(collected)
+    return collected
+
+
 def version_options(command):
     """What `ingest` and `export` share: the files, and what each version is and keeps."""
     options = [
@@ -135,18 +168,22 @@ def cli():
               help="paper counts padding edges in conv in-strength, as the authors' code does.")
 @PERSISTENCE
 @click.option("--no-persistence", is_flag=True, help="Skip neural persistence (a spanning tree per layer).")
-def metrics(path, load_options, fmt, device, plus_one, conv_in_strength, persistence, no_persistence):
+@data_options
+def metrics(path, load_options, fmt, device, plus_one, conv_in_strength, persistence, no_persistence, data):
     """Print per-layer metrics of a model file, without any database.
 
     PATH is a state_dict (.pt/.pth/.bin), a checkpoint dict, a .safetensors file or a
     directory of shards, a torch.export archive (.pt2), or a pickled module (--trust-pickle).
     """
     from nngraph.ingest import compute_metrics, load_network
+    from nngraph.ingest.sources import load_runnable
 
     network = load_network(path, **load_options)
     result = compute_metrics(network, device=device, plus_one=plus_one,
                              paper_conv_in_strength=conv_in_strength == "paper",
                              persistence=False if no_persistence else persistence)
+    if data is not None:
+        data.measure(load_runnable(path, **load_options), network, result, device, load_options["batchnorm"])
     summary = result.summary()
     _print_skipped(summary["skipped"])
     if fmt == "json":
@@ -164,6 +201,23 @@ def metrics(path, load_options, fmt, device, plus_one, conv_in_strength, persist
                  "persistence_norm": w["neural_persistence_normalized"]}
                 for w in summary["weight_layers"] if w["shared_with"] is None]
         click.echo(render(rows, fmt))
+        if data is not None:
+            _print_data_metrics(summary["data_metrics"])
+
+
+def _print_data_metrics(measured: dict) -> None:
+    from nngraph.output import render
+
+    inputs = measured["data"]
+    click.echo(f"\nneurons strength (ns) and activation (na) on {inputs['samples']} inputs of {inputs['source']} "
+               f"(seed {inputs['seed']}, hash {inputs['hash']})")
+    rows = [{"name": layer["name"], "activation": layer["activation"],
+             **{f"ns_{key}": layer["neurons_strength"][key] for key in ("mean", "std", "min", "max")},
+             **{f"na_{key}": layer["neurons_activation"][key] for key in ("mean", "std", "zero_fraction")}}
+            for layer in measured["layers"]]
+    click.echo(render(rows, "table"))
+    for item in measured["not_measured"]:
+        click.echo(f"not measured: {item['layer']}: {item['reason']}", err=True)
 
 
 def _print_skipped(skipped: list[dict]) -> None:
@@ -299,9 +353,10 @@ def db_import(directory, yes):
 @model_source_options
 @PERSISTENCE
 @DEVICE
+@data_options
 @connection_options
 def ingest(paths, model, tag, step, metric_pairs, edge_policy, conv_edges, replace, load_options, persistence,
-           device, uri, user, password, database):
+           device, data, uri, user, password, database):
     """Store model files as versions: neurons, layers, links and their metrics.
 
     Each PATH is a model file (anything `nngraph metrics` reads) or a directory of
@@ -319,7 +374,7 @@ def ingest(paths, model, tag, step, metric_pairs, edge_policy, conv_edges, repla
             result = ingest_path(store, file, model=model, tag=tag, step=step if step is not None else file_step,
                                  metrics=metrics, edges=policy, conv_edges=conv_edges, replace=replace,
                                  device=device, load_options=load_options, persistence=persistence,
-                                 announce=lambda message: click.echo(message, err=True))
+                                 announce=lambda message: click.echo(message, err=True), data=data)
             if result.skipped != printed:  # once per architecture, not once per checkpoint
                 _print_skipped(result.skipped)
                 printed = result.skipped
@@ -338,8 +393,9 @@ def ingest(paths, model, tag, step, metric_pairs, edge_policy, conv_edges, repla
 @model_source_options
 @PERSISTENCE
 @DEVICE
+@data_options
 def export(paths, model, tag, step, metric_pairs, edge_policy, conv_edges, directory, fmt, database, load_options,
-           persistence, device):
+           persistence, device, data):
     """Write neo4j-admin import files for a fresh Neo4j (the bulk path for big models).
 
     Writes the same nodes, links and properties as `nngraph ingest`, then prints the
@@ -363,7 +419,7 @@ def export(paths, model, tag, step, metric_pairs, edge_policy, conv_edges, direc
             bar.set_postfix_str(f"version {number}/{len(files)}")
             export_path(exporter, file, model=model, tag=tag, step=step if step is not None else file_step,
                         metrics=metrics, options=options, device=device, load_options=load_options,
-                        persistence=persistence, bar=bar)
+                        persistence=persistence, bar=bar, data=data)
         command = exporter.finish(database)
     click.echo(f"exported {len(files)} version(s), {bar.n:,} links to {directory}. With the Neo4j server stopped, "
                f"load them into a fresh database (this replaces database {database!r}):")
@@ -449,9 +505,11 @@ def analyze(family, model, tags, all_versions, algorithms, engine, layers, weigh
 @click.option("--property", "prop", help="centrality/communities: the Neuron property (default pagerank / "
               "community_louvain).")
 @click.option("--other-model", help="compare: take the second version from this model.")
+@click.option("--mixed-data", is_flag=True, help="activations, ensemble: compare NS and NA of versions measured on "
+              "different inputs.")
 @connection_options
-def report(name, model, versions, step_range, out_dir, fmt, metric, bin_width, prop, other_model, uri, user, password,
-           database):
+def report(name, model, versions, step_range, out_dir, fmt, metric, bin_width, prop, other_model, mixed_data, uri, user,
+           password, database):
     """Write a canned report (`nngraph report list` lists them) for a model's versions."""
     from pathlib import Path
 
@@ -467,7 +525,7 @@ def report(name, model, versions, step_range, out_dir, fmt, metric, bin_width, p
     if not model:
         raise click.BadParameter("which model? give --model", param_hint="--model")
     options = reports.Options(versions=versions, step_range=step_range, metric=metric, bin_width=bin_width,
-                              prop=prop, other_model=other_model)
+                              prop=prop, other_model=other_model, mixed_data=mixed_data)
     with open_store(uri, user, password, database) as store:
         built = reports.build(store, name, model, options)
     for path in render.write(built, Path(out_dir), fmt):
@@ -494,14 +552,17 @@ def _numbers(kind):
 @click.option("--architectures", default="mlp,cnn", show_default=True, callback=_numbers(str),
               help="mlp and/or cnn.")
 @click.option("--bin-width", type=float, default=0.1, show_default=True, help="Accuracy bin width (ensemble).")
+@data_options(default="digits-test")
 @connection_options
-def demo(out_dir, force, epochs, seeds, scales, architectures, bin_width, uri, user, password, database):
+def demo(out_dir, force, epochs, seeds, scales, architectures, bin_width, data, uri, user, password, database):
     """Train small networks on real digits, store every epoch, analyze, and report.
 
     A population of fully connected and convolutional networks (seeds x initialisation
     scales) is trained on scikit-learn's 8x8 digits; every epoch is stored as a version
     with its test accuracy and loss; PageRank and Louvain run on every version; the
     reports go to --out. Then it prints whether the paper's finding shows on these data.
+    Every epoch's Neurons Strength and Activation are measured on --data (the digits test
+    split), and printed per accuracy bin.
     """
     import json
     from pathlib import Path
@@ -513,7 +574,7 @@ def demo(out_dir, force, epochs, seeds, scales, architectures, bin_width, uri, u
     if unknown:
         raise click.BadParameter(f"unknown {sorted(unknown)}; choose from {', '.join(ARCHITECTURES)}",
                                  param_hint="--architectures")
-    plan = demo_flow.Plan(Path(out_dir), architectures, seeds, scales, epochs, bin_width, force)
+    plan = demo_flow.Plan(Path(out_dir), architectures, seeds, scales, epochs, bin_width, force, data=data)
     demo_flow.check_output(plan)
     with open_store(uri, user, password, database) as store:
         findings = demo_flow.run(store, plan, lambda message: click.echo(message, err=True))

@@ -29,9 +29,10 @@ class Plan:
     bin_width: float = 0.1
     force: bool = False
     progress: bool = True
-    reports: tuple[str, ...] = ("learning-dynamics", "strength", "link-weights", "ensemble", "centrality",
-                                "communities")
+    reports: tuple[str, ...] = ("learning-dynamics", "strength", "link-weights", "activations", "ensemble",
+                                "centrality", "communities")
     written: list[Path] = field(default_factory=list)
+    data: object = None  # pipeline.DataOptions: the inputs every epoch's NS and NA are measured on
 
 
 def model_name(architecture: str) -> str:
@@ -74,7 +75,7 @@ def _train_and_ingest(store, plan: Plan, echo) -> None:
         for architecture, seed, scale in runs:
             # pixel links for the convs, so the analyses see the whole graph (the maps are 8x8)
             with EpochRecorder(model_name(architecture), store=store, input_shape=INPUT_SHAPE,
-                               conv_edges="pixel") as record:
+                               conv_edges="pixel", data=plan.data) as record:
 
                 def snapshot(epoch, model, metrics):
                     nonlocal stored, skipped
@@ -105,6 +106,8 @@ def _reports(store, model: str, plan: Plan, echo) -> dict:
     directory = plan.out / model
     finding = {}
     for name in plan.reports:
+        if name == "activations" and plan.data is None:
+            continue
         options = reports.Options(versions=one_network if name != "ensemble" else None,
                                   bin_width=plan.bin_width)
         built = reports.build(store, name, model, options)
@@ -125,6 +128,10 @@ def _finding(report) -> dict:
                    for label, rows in bins.groupby("bin", sort=False)}
     versions = {label: int(rows["versions"].iloc[0]) for label, rows in bins.groupby("bin", sort=False)}
     result = {"versions_per_bin": versions, "mean_fluctuation": fluctuation}
+    if "mean_ns_std" in bins:  # measured on data: NS spread and NA zeros per bin, averaged over layers
+        result["neurons"] = {label: {column: round(float(rows[f"mean_{column}"].mean()), 4)
+                                     for column in ("ns_std", "na_mean", "na_zero_fraction")}
+                             for label, rows in bins.groupby("bin", sort=False)}
     divergences = report.tables["divergences"]
     if len(divergences):
         order = list(dict.fromkeys(bins["bin"]))
@@ -154,6 +161,11 @@ def describe(model: str, finding: dict) -> str:
     rows = [{"test_accuracy bin": label, "versions": finding["versions_per_bin"][label],
              **{f"layer {k}": v for k, v in layers.items()}} for label, layers in finding["mean_fluctuation"].items()]
     lines = [f"{model}: mean layer fluctuation per test-accuracy bin", render(rows, "table")]
+    if "neurons" in finding:
+        lines.append(f"{model}: neurons strength (NS) and activation (NA) on the data, per test-accuracy bin "
+                     "(mean over layers)")
+        lines.append(render([{"test_accuracy bin": label, **values} for label, values in finding["neurons"].items()],
+                            "table"))
     divergences = finding.get("divergence_lowest_vs_highest", {})
     for quantity, values in divergences.items():
         lines.append(f"{quantity} distributions, bin {finding['lowest_bin']} against {finding['highest_bin']}: "

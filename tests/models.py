@@ -58,3 +58,10 @@ def lstm_digits():
 
 def gru_digits():
     return RowsRecurrent(nn.GRU)
+
+
+def digits_cnn():
+    """The demo's convolutional network for the 8x8 digits (for --arch)."""
+    from nngraph import digits
+
+    return digits.build("cnn")

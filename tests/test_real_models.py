@@ -120,3 +120,29 @@ def test_a_state_dict_that_does_not_match_the_module(tmp_path, real_models):
         load_network(tmp_path / "bad.pt", **options)
     done = CliRunner().invoke(cli, ["metrics", str(path), "--arch", "models:lstm_digits", "--time-steps", "0"])
     assert done.exit_code == 2 and "0 is not in the range x>=1" in done.output
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_data_metrics_on_a_real_model(real_models, name, tmp_path):
+    """NS and NA of every node layer with incoming links, on digits (the CNN, the recurrent
+    networks: rows as time steps) or on seeded token ids (the transformers)."""
+    path, options = real_models[name]
+    data = "digits-test"
+    if name in ("minilm", "gpt2", "bert"):
+        vocabulary = 30522 if name == "minilm" else 64
+        torch.save(torch.randint(0, vocabulary, (12, 16), generator=torch.Generator().manual_seed(0)),
+                   tmp_path / "ids.pt")
+        data = tmp_path / "ids.pt"
+    done = CliRunner().invoke(cli, ["metrics", str(path), "--format", "json", "--no-persistence", "--data", str(data),
+                                    "--samples", "12", *options_as_flags(options)])
+    assert done.exit_code == 0, done.output
+    measured = json.loads(done.stdout)["data_metrics"]
+    topology = load_network(path, **options).topology
+    entered = {w.dst for w in topology.weight_layers}
+    assert [layer["index"] for layer in measured["layers"]] == sorted(entered) and not measured["not_measured"]
+    for layer in measured["layers"]:
+        for quantity in ("neurons_strength", "neurons_activation"):
+            figures = layer[quantity]
+            assert np.isfinite([figures["mean"], figures["std"], figures["min"], figures["max"]]).all()
+            assert figures["min"] <= figures["mean"] <= figures["max"]
+    assert measured["data"]["samples"] == 12

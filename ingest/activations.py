@@ -1,0 +1,484 @@
+"""Data-dependent metrics (METRICS.md section 6, our reading of the 2024 Perspective):
+Neurons Strength (NS, a node's pre-activation: the signal on its incoming links plus its bias)
+and Neurons Activation (NA, the value after its activation function), over N inputs.
+
+The network runs as the graph was built: the forward pass is exported once with a dynamic
+batch dimension and walked by trace.py, which names, for every node layer, the graph value
+holding its nodes as produced (after folded BatchNorm and norms' gains, residual sums and
+merges). An fx Interpreter runs that graph batch by batch in eval mode and hands each such
+value, and the output of the activation that follows it, to a streaming accumulator: per
+node sums and sums of squares (float64), extremes, zeros, and a seeded sample of at most
+SAMPLE_SIZE values for the quantiles and the histogram on a fixed grid (exact below that
+size). No layer's activations are ever all in memory.
+
+Positions of a transformer's tokens are samples, not nodes: a node's values are taken over
+inputs x positions. A conv layer's nodes are (c, *position), as in the graph.
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from nngraph.errors import NNGraphError, first_line
+
+from .fx_nodes import VIEWS, module_label, op_name
+from .recurrent_steps import ACTIVATION_OF, STEP_LAYER, step_of, step_values
+from .trace import with_values
+
+# activation op -> the values it saturates at (METRICS.md section 6), None if it does not
+ACTIVATIONS = {
+    "relu": None, "relu6": None, "gelu": None, "silu": None, "elu": None, "leaky_relu": None, "softplus": None,
+    "mish": None, "hardswish": None, "selu": None, "celu": None,
+    "tanh": lambda a: a.abs() > 0.99, "hardtanh": lambda a: a.abs() >= 1.0,
+    "sigmoid": lambda a: (a < 0.01) | (a > 0.99), "hardsigmoid": lambda a: (a <= 0.0) | (a >= 1.0),
+}
+# a fixed grid shared by every layer, version and model: 0 and +-10^k for k from -3 to 3 in
+# eighths of a decade, plus two open-ended bins: histograms of any two versions line up
+_DECADES = np.round(10.0 ** np.linspace(-3, 3, 49), 12)
+GRID = np.concatenate([-_DECADES[::-1], [0.0], _DECADES])
+QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
+SAMPLE_SIZE = 1 << 14  # values kept per layer for quantiles; exact below it
+
+
+@dataclass
+class Stream:
+    """Running statistics of one node layer's values, fed a batch at a time as (rows, nodes):
+    per node mean and sum of squared deviations (float64, batches combined by Chan et al.'s
+    update, which stays exact where sums of squares would cancel), extremes, zeros and
+    saturated values (activations), and a seeded uniform sample of the values for quantiles
+    and the histogram (all values while they number at most SAMPLE_SIZE)."""
+
+    nodes: int
+    expected_rows: int  # rows the whole run will add: sets the share of each batch sampled
+    saturates: object = None
+    activation: bool = False  # count zeros and saturated values
+    rows: int = 0
+    means: object = None
+    deviations: object = None  # per node: the sum of squared deviations from its mean
+    low: float = math.inf
+    high: float = -math.inf
+    zeros: int = 0
+    saturated: int = 0
+    sample: list = field(default_factory=list)
+
+    def add(self, values, generator) -> bool:
+        """Adds a batch; False (and nothing added) if it holds NaN or infinite values."""
+        import torch
+
+        # column sums as matrix-vector products: several times faster than torch's reductions
+        # over dim 0 (var_mean) on the CPU (bench/data_metrics.py)
+        rows = values.shape[0]
+        ones = torch.ones(rows, dtype=values.dtype, device=values.device)
+        mean = torch.mv(values.t(), ones) / rows
+        deviation = values - mean
+        deviations = torch.mv(deviation.square_().t(), ones)
+        if not bool(torch.isfinite(mean).all() and torch.isfinite(deviations).all()):
+            return False
+        self.means, self.deviations, self.rows = _combined(self.means, self.deviations, self.rows,
+                                                           mean.double(), deviations.double(), rows)
+        low, high = torch.aminmax(values)
+        self.low, self.high = min(self.low, float(low)), max(self.high, float(high))
+        if self.activation:
+            self.zeros += values.numel() - int(torch.count_nonzero(values))
+            if self.saturates is not None:
+                self.saturated += int(torch.count_nonzero(self.saturates(values)))
+        flat = values.reshape(-1)
+        if self.expected_rows * self.nodes <= SAMPLE_SIZE:
+            self.sample.append(flat.double().cpu().numpy())
+        else:
+            take = min(flat.numel(), math.ceil(SAMPLE_SIZE * rows / self.expected_rows))
+            picks = torch.randint(0, flat.numel(), (take,), generator=generator).to(values.device)
+            self.sample.append(flat[picks].double().cpu().numpy())
+        return True
+
+    @classmethod
+    def pooled(cls, streams: list["Stream"]) -> "Stream":
+        """Streams of the same nodes (a recurrent state's time steps) as one: each node's values
+        over every step."""
+        first = streams[0]
+        pooled = cls(first.nodes, sum(s.expected_rows for s in streams), first.saturates, first.activation,
+                     low=min(s.low for s in streams), high=max(s.high for s in streams),
+                     zeros=sum(s.zeros for s in streams), saturated=sum(s.saturated for s in streams),
+                     sample=[part for s in streams for part in s.sample])
+        for stream in streams:
+            pooled.means, pooled.deviations, pooled.rows = _combined(pooled.means, pooled.deviations, pooled.rows,
+                                                                     stream.means, stream.deviations, stream.rows)
+        return pooled
+
+    def summary(self, *, activation: bool) -> dict:
+        count = self.rows * self.nodes
+        mean = float(self.means.mean())
+        # every node has the same rows: the pooled squared deviations are the nodes' own plus
+        # each node's rows times its mean's squared distance from the pooled mean
+        deviations = float(self.deviations.sum()) + self.rows * float(((self.means - mean) ** 2).sum())
+        sample = np.concatenate(self.sample)
+        result = {
+            "count": count, "mean": mean, "std": math.sqrt(max(deviations / count, 0.0)),
+            "min": self.low, "max": self.high,
+            "quantiles": {f"q{round(q * 100):02d}": float(v) for q, v in zip(QUANTILES, np.quantile(sample, QUANTILES))},
+            "sampled": None if sample.size == count else sample.size,
+            "histogram": {"grid": "fixed", "counts": np.bincount(np.searchsorted(GRID, sample, side="right"),
+                                                                 minlength=len(GRID) + 1).tolist()},
+        }
+        if activation:
+            result["zero_fraction"] = self.zeros / count
+            result["saturated_fraction"] = None if self.saturates is None else self.saturated / count
+        return result
+
+    def per_node(self) -> tuple[np.ndarray, np.ndarray]:
+        """(mean, population std) of each node over the rows."""
+        return self.means.cpu().numpy(), np.sqrt((self.deviations / self.rows).cpu().numpy())
+
+
+def _combined(mean_a, deviations_a, rows_a: int, mean_b, deviations_b, rows_b: int):
+    """Means and sums of squared deviations of two parts as those of the whole (Chan et al. 1979)."""
+    if mean_a is None:
+        return mean_b, deviations_b, rows_b
+    rows = rows_a + rows_b
+    delta = mean_b - mean_a
+    return mean_a + delta * (rows_b / rows), deviations_a + deviations_b + delta * delta * (rows_a * rows_b / rows), rows
+
+
+@dataclass
+class LayerData:
+    """NS and NA of one node layer over the inputs."""
+
+    index: int
+    name: str
+    activation: str | None  # the activation op that follows, None for the identity
+    strength: Stream
+    activation_values: Stream
+    time_step: int | None = None  # a recurrent layer's step t (its node layer is one of T)
+
+    def summary(self) -> dict:
+        return {"index": self.index, "name": self.name, "activation": self.activation or "identity",
+                "neurons_strength": self.strength.summary(activation=False),
+                "neurons_activation": self.activation_values.summary(activation=True)}
+
+
+@dataclass
+class DataMetrics:
+    inputs: dict  # source, samples, seed, hash
+    options: dict
+    layers: list[LayerData]
+    not_measured: list[tuple[str, str]]  # (node layer, reason)
+
+    def summary(self) -> dict:
+        return {"data": self.inputs, "options": self.options, "layers": [layer.summary() for layer in self.layers],
+                "over_time": [layer.summary() for layer in self.over_time()],
+                "not_measured": [{"layer": name, "reason": reason} for name, reason in self.not_measured]}
+
+    def over_time(self) -> list[LayerData]:
+        """Recurrent node layers pooled over their time steps (rnn.h[1..T] as rnn.h), beside the
+        per-step layers: the two readings METRICS.md section 6 leaves open."""
+        steps: dict[str, list[LayerData]] = {}
+        for layer in self.layers:
+            match = STEP_LAYER.match(layer.name)
+            if layer.time_step is not None and match:
+                steps.setdefault(f"{match['prefix']}.{match['gate']}", []).append(layer)
+        return [LayerData(-1, f"{name}[1..{len(parts)}]", parts[0].activation,
+                          Stream.pooled([p.strength for p in parts]),
+                          Stream.pooled([p.activation_values for p in parts]))
+                for name, parts in steps.items()]
+
+    @property
+    def by_index(self) -> dict[int, LayerData]:
+        return {layer.index: layer for layer in self.layers}
+
+    def version_properties(self) -> dict:
+        """What the Version node records: the inputs (source, count, seed, hash) and the options."""
+        return {**{f"data_{key}": value for key, value in self.inputs.items()},
+                "data_bias_in_strength": self.options["bias_in_strength"]}
+
+    def layer_properties(self, index: int) -> dict:
+        """A Layer's pooled NS (ns_*) and NA (na_*) figures."""
+        layer = self.by_index.get(index)
+        if layer is None:
+            return {}
+        properties = {"activation": layer.activation or "identity"}
+        for prefix, stream in (("ns", layer.strength), ("na", layer.activation_values)):
+            summary = stream.summary(activation=prefix == "na")
+            for key in ("mean", "std", "min", "max", "sampled", "zero_fraction", "saturated_fraction"):
+                if summary.get(key) is not None:
+                    properties[f"{prefix}_{key}"] = summary[key]
+            properties.update({f"{prefix}_{key}": value for key, value in summary["quantiles"].items()})
+            properties[f"{prefix}_hist_counts"] = summary["histogram"]["counts"]
+        return properties
+
+    def check_layers(self, topology, source: str) -> None:
+        """The layers measured must be the graph's: the same names at the same places."""
+        for layer in self.layers:
+            if layer.index >= len(topology.node_layers) or topology.node_layers[layer.index].name != layer.name:
+                raise NNGraphError(f"{source}: the forward pass run on the data gives layer {layer.name!r} where the "
+                                   "graph has another; data metrics need the module the graph was read from")
+
+
+@dataclass
+class _Layer:
+    """One node layer being measured: its two streams, made on the first batch."""
+
+    layer: object  # network.NodeLayer
+    activation: str | None
+    bias: object = None  # per node, subtracted from NS when the bias is left out
+    time_step: int | None = None
+    strength: Stream | None = None
+    activation_values: Stream | None = None
+
+    def add(self, strength, activation, batch: int, count: int, generator) -> None:
+        """A batch of `batch` inputs: NS and NA as graph values (or already as rows). With no
+        activation function they are the same values, kept once."""
+        same = activation is strength and self.bias is None
+        rows = _as_rows(strength, self.layer.nodes, self.layer.name)
+        if self.bias is not None:
+            rows = rows - self.bias.to(rows.device, rows.dtype)
+        if self.strength is None:  # a sample is one row, or one per token position
+            expected = count * (rows.shape[0] // batch)
+            saturates = ACTIVATIONS.get(self.activation)
+            self.strength = Stream(self.layer.nodes, expected, saturates, activation=same)
+            self.activation_values = self.strength if same else Stream(self.layer.nodes, expected, saturates, True)
+        if not self.strength.add(rows, generator):
+            self._non_finite("strengths")
+        if not same and not self.activation_values.add(_as_rows(activation, self.layer.nodes, self.layer.name),
+                                                       generator):
+            self._non_finite("activations")
+
+    def _non_finite(self, what: str):
+        raise NNGraphError(f"layer {self.layer.name}: its {what} on these inputs are NaN or infinite; was the "
+                           "checkpoint saved after training diverged, or are the inputs scaled as in training?")
+
+
+def data_metrics(module, data, *, samples: int | None = None, seed: int = 0, bias: bool = True,
+                 device="auto", batch_size: int = 256, fold_batch_norm: bool = True) -> DataMetrics:
+    """NS and NA of every node layer with incoming links, over `samples` inputs of `data`
+    (anything data_source.load_inputs takes, or its Inputs). `bias=False`: NS without the bias."""
+    import torch
+
+    from .data_source import Inputs, load_inputs
+    from .metrics import resolve_device
+
+    inputs = data if isinstance(data, Inputs) else load_inputs(data, samples, seed)
+    device = resolve_device(device)
+    topology, heads, graph = _traced(module, inputs, fold_batch_norm, device)
+    biases = {} if bias else _node_biases(topology, module.state_dict())
+    capture = _Capture(graph)
+    generator = torch.Generator().manual_seed(seed)
+    measured, not_measured = [], []
+    batch = {}  # the size of the batch being run
+
+    def feed(target: _Layer, strength, activation):
+        target.add(strength, activation, batch["size"], inputs.count, generator)
+
+    steps_of = {}  # recurrent op node -> [(target, (depth, gate, t))]
+    for layer in topology.node_layers:
+        if not any(w.dst == layer.index for w in topology.weight_layers):
+            continue  # the inputs and cuts: no incoming links, no NS
+        head = heads.get(layer.index)
+        if head is None:
+            not_measured.append((layer.name, "no value of the forward pass holds these nodes"))
+            continue
+        if op_name(head) in ACTIVATION_OF:
+            step = step_of(layer.name, module_label(head)[0], int(head.args[4]))
+            if step is None:
+                not_measured.append((layer.name, "a recurrent layer's step that could not be matched to its op"))
+                continue
+            target = _Layer(layer, ACTIVATION_OF[op_name(head)].get(step[1]), biases.get(layer.index), step[2])
+            steps_of.setdefault(head, []).append((target, step))
+        else:
+            after, activation = _activation_after(head)
+            target = _Layer(layer, activation, biases.get(layer.index))
+            values = {}  # NS arrives first (the activation follows it in the graph)
+            capture.watch(head.name, lambda value, args, values=values: values.__setitem__("ns", value))
+            capture.watch(after.name, lambda value, args, target=target, values=values: feed(target, values["ns"],
+                                                                                             value))
+        measured.append(target)
+    for head, targets in steps_of.items():
+        def run_steps(value, args, op=op_name(head), targets=targets):
+            computed = step_values(op, args)
+            for target, step in targets:
+                feed(target, *computed[step])
+        capture.watch(head.name, run_steps)
+    with torch.no_grad():
+        for start in range(0, inputs.count, batch_size):
+            chunk = inputs.tensor[start:start + batch_size].to(device)
+            batch["size"] = chunk.shape[0]
+            capture.run_batch(chunk, _input_dtype(module), *_constant_inputs(module).values())
+    layers = [LayerData(t.layer.index, t.layer.name, t.activation, t.strength, t.activation_values, t.time_step)
+              for t in measured]
+    options = {"bias_in_strength": bias, "batch_size": batch_size, "device": device.type,
+               "batchnorm": "fold" if fold_batch_norm else "pass-through"}
+    return DataMetrics(inputs.record(), options, layers, not_measured)
+
+
+_TRACED = weakref.WeakKeyDictionary()  # module -> {(input shape, dtype, fold): (topology, heads, graph)}
+
+
+def _traced(module, inputs, fold_batch_norm: bool, device):
+    """The topology, the graph nodes holding each node layer's values, and the runnable graph
+    (a GraphModule with the module's current weights, on `device`). Exported once per module and
+    kind of input: a training loop measures every epoch of the same module object, and export
+    costs far more than the measurement (bench/data_metrics.py)."""
+    key = (tuple(inputs.tensor.shape[1:]), inputs.tensor.dtype, fold_batch_norm, str(device))
+    cached = _TRACED.setdefault(module, {})
+    if key not in cached:
+        program = _export(module, inputs)
+        topology, heads = with_values(program, fold_batch_norm=fold_batch_norm)
+        cached[key] = (topology, heads, program.module().to(device))
+    else:
+        cached[key][2].load_state_dict(module.state_dict())
+    return cached[key]
+
+
+def _export(module, inputs):
+    """The forward pass exported with a dynamic batch dimension."""
+    import warnings
+
+    import torch
+
+    example = inputs.tensor[:2] if inputs.count > 1 else inputs.tensor.repeat(2, *([1] * (inputs.tensor.dim() - 1)))
+    example = example.to(_input_dtype(module)) if example.is_floating_point() else example
+    name = _input_name(module)
+    was_training = module.training
+    _set_training(module, False)
+    try:
+        with torch.no_grad():
+            try:
+                module(**{name: example}) if name else module(example)
+            except Exception as exc:  # the user's model: what it raises means the inputs do not fit
+                if _runs(module, name, example[:1]):
+                    raise NNGraphError("--data: the model takes one input at a time (a .pt2 exported with a fixed "
+                                       "batch of 1?); export it with a dynamic batch dimension (torch.export's "
+                                       "dynamic_shapes), or give --arch with a state_dict") from None
+                raise NNGraphError(f"--data: inputs of shape {tuple(inputs.tensor.shape[1:])} do not fit the model "
+                                   f"({type(exc).__name__}: {first_line(exc)}); give inputs as the model takes "
+                                   "them (without the batch dimension first)") from None
+        batch = {0: torch.export.Dim.AUTO}
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                if name:
+                    extra = _constant_inputs(module)
+                    program = torch.export.export(module, (), kwargs={name: example, **extra},
+                                                  dynamic_shapes={name: batch, **dict.fromkeys(extra)}, strict=False)
+                else:
+                    program = torch.export.export(module, (example,), dynamic_shapes=(batch,), strict=False)
+        except Exception as exc:
+            raise NNGraphError(f"the forward pass could not be traced for data metrics ({first_line(exc)})") from None
+    finally:
+        _set_training(module, was_training)
+    return program
+
+
+def _runs(module, name, example) -> bool:
+    try:
+        module(**{name: example}) if name else module(example)
+        return True
+    except Exception:  # the user's model: any failure means no
+        return False
+
+
+def _set_training(module, training: bool) -> None:
+    try:
+        module.train(training)
+    except NotImplementedError:  # a .pt2's module keeps the mode it was exported in
+        pass
+
+
+def _input_name(module) -> str | None:
+    """Hugging Face models take token ids by keyword."""
+    return "input_ids" if getattr(module, "main_input_name", None) == "input_ids" else None
+
+
+def _constant_inputs(module) -> dict:
+    """Keyword inputs fixed for every batch: no cache object out of a Hugging Face model (not a
+    tensor: export refuses it). The exported graph takes them after the token ids."""
+    return {"use_cache": False} if hasattr(getattr(module, "config", None), "use_cache") else {}
+
+
+def _input_dtype(module):
+    import torch
+
+    return next((p.dtype for p in module.parameters() if p.is_floating_point()), torch.float32)
+
+
+def _activation_after(node):
+    """The value after the activation that follows a node layer's values (through views and
+    dropout), if nothing else reads them on the way; else the values themselves (identity)."""
+    current, activation = node, None
+    while len(current.users) == 1:
+        user = next(iter(current.users))
+        name = op_name(user)
+        if activation is None and name.rstrip("_") in ACTIVATIONS:
+            activation = name.rstrip("_")
+        elif name not in VIEWS or name == "getitem":
+            break
+        current = user
+    return (current, activation) if activation else (node, None)
+
+
+def _as_rows(value, nodes: int, name: str):
+    """A graph value as (rows, nodes): a sample's nodes flattened in order, or per position for
+    token sequences; attention's (batch, heads, positions, head_dim) with the heads side by side."""
+    shape = tuple(value.shape)
+    if math.prod(shape[1:]) == nodes:
+        return value.reshape(shape[0], nodes)
+    if shape and shape[-1] == nodes:
+        return value.reshape(-1, nodes)
+    if len(shape) == 4 and shape[1] * shape[3] == nodes:
+        return value.transpose(1, 2).reshape(-1, nodes)
+    raise NNGraphError(f"layer {name}: a value of shape {shape} does not lay out as its {nodes} nodes")
+
+
+def _node_biases(topology, tensors) -> dict:
+    """Per node layer, the summed biases of the links entering it, one value per node: what NS
+    without the bias leaves out."""
+    import torch
+
+    from .folding import effective
+
+    biases = {}
+    for layer in topology.weight_layers:
+        channels = topology.node_layers[layer.src].shape[0]
+        _, bias = effective(layer, tensors, channels)
+        if bias is None:
+            continue
+        dst = topology.node_layers[layer.dst]
+        if layer.is_conv:
+            bias = bias.reshape(-1, 1).expand(-1, dst.nodes // dst.shape[0]).reshape(-1)
+        full = biases.setdefault(layer.dst, torch.zeros(dst.nodes, dtype=torch.float64))
+        full[layer.dst_offset:layer.dst_offset + bias.numel()] += bias.double()
+    return biases
+
+
+class _Capture:
+    """Runs the exported graph node by node, handing the values of watched nodes to callbacks."""
+
+    def __init__(self, graph):
+        import torch.fx
+
+        self.watched: dict[str, list] = {}
+        watched = self.watched
+
+        class Interpreter(torch.fx.Interpreter):
+            def run_node(self, node):
+                result = super().run_node(node)
+                callbacks = watched.get(node.name, ())
+                if callbacks:
+                    args = self.fetch_args_kwargs_from_env(node)[0]
+                    for callback in callbacks:
+                        callback(result, args)
+                return result
+
+        self.interpreter = Interpreter(graph)
+        self.input_names = [n.name for n in graph.graph.nodes if n.op == "placeholder"]
+
+    def watch(self, name: str, callback) -> None:
+        self.watched.setdefault(name, []).append(callback)
+
+    def run_batch(self, batch, dtype, *constants) -> None:
+        if batch.is_floating_point():
+            batch = batch.to(dtype)
+        self.interpreter.run(batch, *constants)

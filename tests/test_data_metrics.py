@@ -1,0 +1,261 @@
+"""Neurons Strength and Neurons Activation (METRICS.md section 6): the golden example E1, a conv
+example computed by hand, NS against the module's own pre-activations, and bad data."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from hypothesis import given, settings, strategies as st
+
+from models import resnet_digits
+from nngraph import digits
+from nngraph.errors import NNGraphError
+from nngraph.ingest.activations import GRID, data_metrics
+from nngraph.ingest.data_source import load_inputs
+
+E1_INPUTS = torch.tensor([[1.0, 2.0], [2.0, -1.0]])
+
+
+def e1(activation=nn.ReLU):
+    model = nn.Sequential(nn.Linear(2, 2), activation(), nn.Linear(2, 1))
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([[1.0, -1.0], [2.0, 0.5]]))
+        model[0].bias.copy_(torch.tensor([0.0, -1.0]))
+        model[2].weight.copy_(torch.tensor([[1.0, -2.0]]))
+        model[2].bias.copy_(torch.tensor([0.5]))
+    return model
+
+
+def test_e1_relu():
+    hidden, output = data_metrics(e1(), E1_INPUTS).layers
+    ns, na = hidden.summary()["neurons_strength"], hidden.summary()["neurons_activation"]
+    assert hidden.activation == "relu" and output.activation is None
+    assert (ns["mean"], ns["std"]) == (pytest.approx(1.625), pytest.approx(1.5562374, abs=1e-7))
+    np.testing.assert_allclose(hidden.strength.per_node()[0], [1.0, 2.25])
+    assert (na["mean"], na["std"]) == (pytest.approx(1.875), pytest.approx(1.1388042, abs=1e-7))
+    assert na["zero_fraction"] == 0.25 and na["saturated_fraction"] is None
+    assert (ns["min"], ns["max"]) == (-1.0, 3.0)
+    out = output.summary()["neurons_strength"]
+    assert (out["mean"], out["std"], out["min"], out["max"]) == (-2.5, 1.0, -3.5, -1.5)
+
+
+def test_e1_without_bias_and_with_tanh():
+    hidden = data_metrics(e1(), E1_INPUTS, bias=False).layers[0]
+    values = np.array([-1.0, 3.0, 3.0, 3.5])  # METRICS.md: hidden NS without the bias
+    assert hidden.summary()["neurons_strength"]["mean"] == pytest.approx(values.mean())
+    assert hidden.summary()["neurons_strength"]["std"] == pytest.approx(values.std())
+    tanh = data_metrics(e1(nn.Tanh), E1_INPUTS).layers[0].summary()["neurons_activation"]
+    assert (tanh["mean"], tanh["std"]) == (pytest.approx(0.5460256, abs=1e-7), pytest.approx(0.7550398, abs=1e-7))
+    assert tanh["saturated_fraction"] == 0.25  # tanh(3) = 0.995 of {tanh(-1), tanh(2), tanh(3), tanh(2.5)}
+
+
+def test_conv_by_hand():
+    """Conv 1 -> 1 channel, kernel [[1, -1]], bias 0.5, on one 2x3 image [[1, 2, 4], [0, 3, 1]]:
+    z = [[1 - 2, 2 - 4], [0 - 3, 3 - 1]] + 0.5 = [[-0.5, -1.5], [-2.5, 2.5]]; ReLU: [[0, 0], [0, 2.5]];
+    then a Linear 4 -> 1 of ones reads them (sum 2.5, bias 0)."""
+    model = nn.Sequential(nn.Conv2d(1, 1, (1, 2)), nn.ReLU(), nn.Flatten(), nn.Linear(4, 1))
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([[[[1.0, -1.0]]]]))
+        model[0].bias.fill_(0.5)
+        model[3].weight.fill_(1.0)
+        model[3].bias.zero_()
+    image = torch.tensor([[[[1.0, 2.0, 4.0], [0.0, 3.0, 1.0]]]])
+    conv, linear = data_metrics(model, image).layers
+    np.testing.assert_allclose(conv.strength.per_node()[0], [-0.5, -1.5, -2.5, 2.5])  # nodes (c, y, x)
+    np.testing.assert_allclose(conv.activation_values.per_node()[0], [0, 0, 0, 2.5])
+    assert conv.summary()["neurons_activation"]["zero_fraction"] == 0.75
+    np.testing.assert_allclose(linear.strength.per_node()[0], [2.5])
+    without_bias = data_metrics(model, image, bias=False).layers[0]
+    np.testing.assert_allclose(without_bias.strength.per_node()[0], [-1.0, -2.0, -3.0, 2.0])
+
+
+def pre_activations(model, x):
+    """Every Linear and Conv pre-activation of a digits Sequential, computed with torch's
+    functional calls from the weights (not through the module's forward)."""
+    seen, a = [], x
+    with torch.no_grad():
+        for layer in model:
+            if isinstance(layer, nn.Conv2d):
+                a = F.conv2d(a, layer.weight, layer.bias, stride=layer.stride, padding=layer.padding)
+                seen.append(a.flatten(1))
+            elif isinstance(layer, nn.Linear):
+                a = F.linear(a, layer.weight, layer.bias)
+                seen.append(a)
+            elif isinstance(layer, nn.ReLU):
+                a = F.relu(a)
+            elif isinstance(layer, nn.Flatten):
+                a = a.flatten(1)
+            else:
+                raise AssertionError(f"no functional form here for {layer}")
+    return seen
+
+
+@settings(max_examples=15, deadline=None)
+@given(architecture=st.sampled_from(digits.ARCHITECTURES), seed=st.integers(0, 1000),
+       samples=st.integers(1, 40), batch_size=st.integers(1, 17))
+def test_strengths_are_the_modules_pre_activations(architecture, seed, samples, batch_size):
+    model = digits.build(architecture, seed=seed)
+    inputs = load_inputs("digits-test", samples, seed)
+    result = data_metrics(model, inputs, batch_size=batch_size)
+    for layer, expected in zip(result.layers, pre_activations(model, inputs.tensor), strict=True):
+        mean, std = layer.strength.per_node()
+        np.testing.assert_allclose(mean, expected.double().mean(0).numpy(), atol=1e-5)
+        np.testing.assert_allclose(std, expected.double().std(0, unbiased=False).numpy(), atol=1e-5)
+        after = F.relu(expected) if layer.activation == "relu" else expected
+        np.testing.assert_allclose(layer.activation_values.per_node()[0], after.double().mean(0).numpy(), atol=1e-5)
+        summary = layer.strength.summary(activation=False)
+        assert sum(summary["histogram"]["counts"]) == (summary["sampled"] or expected.numel())
+
+
+def test_permuting_hidden_neurons_permutes_their_values():
+    model = digits.build("mlp", seed=3)
+    inputs = load_inputs("digits", 64, 0)
+    permuted = digits.build("mlp", seed=3)
+    order = torch.randperm(32, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        permuted[1].weight.copy_(model[1].weight[order])
+        permuted[1].bias.copy_(model[1].bias[order])
+        permuted[3].weight.copy_(model[3].weight[:, order])
+    first, second = data_metrics(model, inputs).layers, data_metrics(permuted, inputs).layers
+    np.testing.assert_allclose(second[0].strength.per_node()[0], first[0].strength.per_node()[0][order.numpy()],
+                               atol=1e-6)
+    for a, b in zip(first, second):  # pooled figures do not depend on the order of the neurons
+        assert a.summary()["neurons_activation"]["mean"] == pytest.approx(b.summary()["neurons_activation"]["mean"])
+
+
+def test_the_same_seed_gives_the_same_samples():
+    first, again, other = load_inputs("digits", 100, 7), load_inputs("digits", 100, 7), load_inputs("digits", 100, 8)
+    assert torch.equal(first.tensor, again.tensor) and first.digest == again.digest
+    assert first.digest != other.digest
+    assert first.record() == {"source": "digits", "samples": 100, "seed": 7, "hash": first.digest}
+
+
+def test_residual_cnn_with_batchnorm_reads_the_folded_values():
+    """BatchNorm folded into its conv: the stem's NS is the BatchNorm's output, its NA the ReLU's."""
+    model = resnet_digits().eval()
+    with torch.no_grad():  # running statistics far from (0, 1), so a missed fold would show
+        model[1].running_mean.uniform_(-1, 1, generator=torch.Generator().manual_seed(0))
+        model[1].running_var.uniform_(0.5, 2, generator=torch.Generator().manual_seed(1))
+    inputs = load_inputs("digits-test", 20, 0)
+    result = data_metrics(model, inputs)
+    assert not result.not_measured and result.layers[0].activation == "relu"
+    with torch.no_grad():
+        expected = model[1](model[0](inputs.tensor)).flatten(1).double()
+    np.testing.assert_allclose(result.layers[0].strength.per_node()[0], expected.mean(0).numpy(), atol=1e-5)
+    np.testing.assert_allclose(result.layers[0].activation_values.per_node()[0], F.relu(expected).mean(0).numpy(),
+                               atol=1e-5)
+
+
+def test_fixed_grid_is_shared_and_symmetric():
+    assert GRID[len(GRID) // 2] == 0 and np.allclose(GRID, -GRID[::-1]) and np.all(np.diff(GRID) > 0)
+
+
+@pytest.mark.parametrize("data,samples,message", [
+    (torch.zeros(3, 5), None, "do not fit the model"),
+    (torch.zeros(0, 1, 8, 8), None, "holds no samples"),
+    ("digits", 5000, "holds only 1257 samples"),
+    ("no_such_package.module:factory", 2, "cannot import it"),
+    ("json:loads", 2, "the factory raised TypeError"),
+    (torch.full((2, 1, 8, 8), float("nan")), None, "NaN or infinite"),
+    ("digits", 0, "--samples 0"),
+])
+def test_bad_data_is_one_clear_line(data, samples, message):
+    with pytest.raises(NNGraphError, match=message) as error:
+        data_metrics(digits.build("mlp"), data, samples=samples)
+    assert "\n" not in str(error.value)
+
+
+def test_non_finite_activations_name_the_layer():
+    model = digits.build("mlp")
+    with torch.no_grad():
+        model[3].weight.fill_(1e38)
+    with pytest.raises(NNGraphError, match="layer 3: its strengths on these inputs are NaN or infinite"):
+        data_metrics(model, "digits", samples=10)
+
+
+def test_tensor_files(tmp_path):
+    x = torch.rand(6, 1, 8, 8)
+    torch.save(x, tmp_path / "x.pt")
+    np.save(tmp_path / "x.npy", x.numpy())
+    from safetensors.torch import save_file
+
+    save_file({"inputs": x}, tmp_path / "x.safetensors")
+    digests = {load_inputs(str(tmp_path / name)).digest for name in ("x.pt", "x.npy", "x.safetensors")}
+    assert len(digests) == 1
+    (tmp_path / "objects.pt").write_bytes(b"not a tensor file")
+    with pytest.raises(NNGraphError, match="cannot read it as a tensor"):
+        load_inputs(str(tmp_path / "objects.pt"))
+
+
+class ElmanE2(nn.Module):
+    """METRICS.md section 6, E2: d_in = 1, H = 2, ReLU, then y = W_y h_T."""
+
+    def __init__(self):
+        super().__init__()
+        self.rnn = nn.RNN(1, 2, nonlinearity="relu", batch_first=True)
+        self.out = nn.Linear(2, 1)
+        with torch.no_grad():
+            self.rnn.weight_ih_l0.copy_(torch.tensor([[1.0], [-1.0]]))
+            self.rnn.weight_hh_l0.copy_(torch.tensor([[0.5, 0.0], [1.0, -0.5]]))
+            self.rnn.bias_ih_l0.copy_(torch.tensor([0.0, 0.5]))
+            self.rnn.bias_hh_l0.zero_()
+            self.out.weight.copy_(torch.tensor([[1.0, 1.0]]))
+            self.out.bias.zero_()
+
+    def forward(self, x):
+        sequence, _ = self.rnn(x)
+        return self.out(sequence[:, -1])
+
+
+def test_e2_elman_per_step_and_pooled_over_time():
+    result = data_metrics(ElmanE2(), torch.tensor([[[2.0], [1.0]]]))
+    h1, h2, y = result.layers
+    assert (h1.name, h2.name, h1.time_step, h2.time_step) == ("rnn.h[1]", "rnn.h[2]", 1, 2)
+    np.testing.assert_allclose(h1.strength.per_node()[0], [2.0, -1.5])
+    np.testing.assert_allclose(h1.activation_values.per_node()[0], [2.0, 0.0])
+    np.testing.assert_allclose(h2.strength.per_node()[0], [2.0, 1.5])
+    np.testing.assert_allclose(h2.activation_values.per_node()[0], [2.0, 1.5])
+    np.testing.assert_allclose(y.strength.per_node()[0], [3.5])
+    (pooled,) = result.over_time()
+    ns, na = pooled.summary()["neurons_strength"], pooled.summary()["neurons_activation"]
+    assert pooled.name == "rnn.h[1..2]" and pooled.activation == "relu"
+    assert (ns["mean"], ns["std"]) == (pytest.approx(1.0), pytest.approx(1.4577380, abs=1e-7))
+    assert (na["mean"], na["std"]) == (pytest.approx(1.375), pytest.approx(0.8196798, abs=1e-7))
+    assert result.summary()["over_time"][0]["name"] == "rnn.h[1..2]"
+
+
+@pytest.mark.parametrize("cell", [nn.LSTM, nn.GRU, nn.RNN])
+@pytest.mark.parametrize("layers", [1, 2])
+def test_recurrent_steps_recomputed_equal_the_modules_states(cell, layers):
+    """Each step's h (NA) and the last c of an LSTM, recomputed from the op's equations, equal what
+    the module returns; gates' NA is their activation of their NS."""
+    torch.manual_seed(layers)
+
+    class Reader(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = cell(8, 6, num_layers=layers, batch_first=True)
+            self.out = nn.Linear(6, 10)
+
+        def forward(self, x):
+            sequence, _ = self.rnn(x)
+            return self.out(sequence[:, -1])
+
+    model = Reader().eval()
+    inputs = load_inputs("digits-test", 30, 0)
+    rows = inputs.tensor.reshape(30, 8, 8)
+    result = data_metrics(model, rows)
+    with torch.no_grad():
+        sequence, state = model.rnn(rows)
+    prefix = "rnn" if layers == 1 else f"rnn.l{layers - 1}"
+    by_name = {layer.name: layer for layer in result.layers}
+    for t in range(1, 9):
+        np.testing.assert_allclose(by_name[f"{prefix}.h[{t}]"].activation_values.per_node()[0],
+                                   sequence[:, t - 1].double().mean(0).numpy(), atol=1e-5)
+    if cell is nn.LSTM:
+        np.testing.assert_allclose(by_name[f"{prefix}.c[8]"].activation_values.per_node()[0],
+                                   state[1][-1].double().mean(0).numpy(), atol=1e-5)
+        gate = by_name[f"{prefix}.f[3]"]
+        assert gate.activation == "sigmoid" and 0 < gate.summary()["neurons_activation"]["min"]
+    assert not result.not_measured and len(result.over_time()) == {nn.LSTM: 6, nn.GRU: 4, nn.RNN: 1}[cell] * layers
