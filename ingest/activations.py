@@ -17,6 +17,7 @@ inputs x positions. A conv layer's nodes are (c, *position), as in the graph.
 
 from __future__ import annotations
 
+import functools
 import math
 import weakref
 from dataclasses import dataclass, field
@@ -185,7 +186,7 @@ class DataMetrics:
                           Stream.pooled([p.activation_values for p in parts]))
                 for name, parts in steps.items()]
 
-    @property
+    @functools.cached_property
     def by_index(self) -> dict[int, LayerData]:
         return {layer.index: layer for layer in self.layers}
 
@@ -310,6 +311,8 @@ def data_metrics(module, data, *, samples: int | None = None, seed: int = 0, bia
               for t in measured]
     options = {"bias_in_strength": bias, "batch_size": batch_size, "device": device.type,
                "batchnorm": "fold" if fold_batch_norm else "pass-through"}
+    if any(layer.time_step is not None for layer in layers):  # both readings of METRICS.md section 6
+        options["recurrent"] = "per time step (layers), and pooled over the steps (over_time)"
     return DataMetrics(inputs.record(), options, layers, not_measured)
 
 
@@ -340,6 +343,7 @@ def _export(module, inputs):
 
     example = inputs.tensor[:2] if inputs.count > 1 else inputs.tensor.repeat(2, *([1] * (inputs.tensor.dim() - 1)))
     example = example.to(_input_dtype(module)) if example.is_floating_point() else example
+    example = example.to(next((p.device for p in module.parameters()), example.device))  # where the model is
     name = _input_name(module)
     was_training = module.training
     _set_training(module, False)

@@ -65,3 +65,20 @@ def digits_cnn():
     from nngraph import digits
 
     return digits.build("cnn")
+
+
+def digits_tensors():
+    """The digits test images as a Dataset of (image, label) pairs (for --data package.module:factory)."""
+    from torch.utils.data import TensorDataset
+
+    from nngraph import digits
+
+    data = digits.load()
+    return TensorDataset(data.test_x, data.test_y)
+
+
+def digits_loader():
+    """The digits test images as a DataLoader of batches of 64 (for --data package.module:factory)."""
+    from torch.utils.data import DataLoader
+
+    return DataLoader(digits_tensors(), batch_size=64)

@@ -27,8 +27,8 @@ def e1(activation=nn.ReLU):
     return model
 
 
-def test_e1_relu():
-    hidden, output = data_metrics(e1(), E1_INPUTS).layers
+def test_e1_relu(device):
+    hidden, output = data_metrics(e1(), E1_INPUTS, device=device).layers
     ns, na = hidden.summary()["neurons_strength"], hidden.summary()["neurons_activation"]
     assert hidden.activation == "relu" and output.activation is None
     assert (ns["mean"], ns["std"]) == (pytest.approx(1.625), pytest.approx(1.5562374, abs=1e-7))
@@ -259,3 +259,26 @@ def test_recurrent_steps_recomputed_equal_the_modules_states(cell, layers):
         gate = by_name[f"{prefix}.f[3]"]
         assert gate.activation == "sigmoid" and 0 < gate.summary()["neurons_activation"]["min"]
     assert not result.not_measured and len(result.over_time()) == {nn.LSTM: 6, nn.GRU: 4, nn.RNN: 1}[cell] * layers
+
+
+def test_datasets_and_loaders_from_a_factory():
+    """A Dataset of (image, label) pairs is sampled with the seed; a DataLoader gives its first
+    batches, in its own order; both give the images themselves."""
+    test_x = digits.load().test_x
+    from_dataset = load_inputs("models:digits_tensors", 50, 4)
+    order = torch.randperm(540, generator=torch.Generator().manual_seed(4))[:50].sort().values
+    assert torch.equal(from_dataset.tensor, test_x[order])
+    from_loader = load_inputs("models:digits_loader", 100, 0)
+    assert torch.equal(from_loader.tensor, test_x[:100])
+    assert load_inputs("models:digits_loader").count == 540
+
+
+def test_an_autoencoder_is_one_chain():
+    """Encoder then decoder (METRICS.md section 6): every Linear layer's nodes, in order."""
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 4), nn.Tanh(), nn.Linear(4, 16),
+                          nn.ReLU(), nn.Linear(16, 64), nn.Sigmoid())
+    result = data_metrics(model, "digits-test", samples=64)
+    assert [(layer.strength.nodes, layer.activation) for layer in result.layers] == [
+        (16, "relu"), (4, "tanh"), (16, "relu"), (64, "sigmoid")]
+    output = result.layers[-1].summary()["neurons_activation"]
+    assert 0 <= output["min"] and output["max"] <= 1 and output["saturated_fraction"] is not None

@@ -147,3 +147,16 @@ def test_activations_report_without_data_is_one_line(cli_env, store, model_name,
     ingest_module(digits.build("mlp"), model_name=model_name, version="v1", store=store)
     result = run(cli_env, "report", "activations", "--model", model_name, "--out", tmp_path)
     assert result.exit_code != 0 and "carries Neurons Strength or Activation: ingest it with --data" in result.output
+
+
+def test_bad_data_stores_nothing(store, cli_env, model_name, tmp_path):
+    path = tmp_path / "cnn.pt"
+    torch.save(digits_cnn().state_dict(), path)
+    source = ("--arch", "models:digits_cnn", "--input-shape", "1,8,8")
+    for data, message in ((("--data", "digits", "--samples", "5000"), "holds only 1257 samples"),
+                          (("--data", "no_such_module:inputs"), "cannot import it"),
+                          (("--data", str(path)), "expected one tensor of inputs")):
+        result = CliRunner().invoke(cli, ["ingest", str(path), "--model", model_name, *source, *data], env=cli_env)
+        assert result.exit_code != 0 and message in result.output, result.output
+        assert len(result.output.strip().splitlines()) == 1
+    assert not store.read("MATCH (v:Version {model: $model}) RETURN v.uid AS uid", {"model": model_name})
