@@ -615,6 +615,27 @@ def versions(model, fmt, uri, user, password, database):
 
 
 @cli.command()
+@click.option("--model", required=True, help="The model whose versions to delete.")
+@click.option("--version", "tags", multiple=True, help="A version tag (repeatable); without it, every version and "
+              "the model.")
+@click.option("--yes", is_flag=True, help="Do not ask before deleting.")
+@connection_options
+def delete(model, tags, yes, uri, user, password, database):
+    """Delete stored versions of a model, or the whole model: whole or not at all, like ingest."""
+    from nngraph.ingest.deletion import chosen_versions, delete_versions
+
+    with open_store(uri, user, password, database) as store:
+        chosen = chosen_versions(store, model, list(tags))
+        what = f"{len(chosen)} version(s) of {model!r}" + ("" if tags else ", and the model")
+        if not yes:
+            click.confirm(f"delete {what} ({', '.join(chosen[:5])}{' ...' if len(chosen) > 5 else ''})?",
+                          abort=True, err=True)
+        deleted = delete_versions(store, model, list(tags) or None,
+                                  progress=lambda tag: click.echo(f"{model} {tag}: deleted"))
+    click.echo(f"deleted {len(deleted)} version(s) of {model}" + ("" if tags else " and the model"))
+
+
+@cli.command()
 @click.argument("cypher", required=False)
 @click.option("-p", "--param", "param_pairs", multiple=True, metavar="KEY=VALUE",
               help="A query parameter, passed as a parameter (repeatable); numbers are converted.")
