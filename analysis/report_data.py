@@ -8,15 +8,14 @@ import fnmatch
 import numpy as np
 import pandas as pd
 
-from nngraph.errors import NNGraphError
-from nngraph.queries import canned_text
+from nngraph.errors import NNGraphError, closest
+from nngraph.queries import canned_text, unknown_model
 
 
 def version_layers(store, model: str) -> pd.DataFrame:
     rows = store.read(canned_text("version-layers"), {"model": model})
     if not rows:
-        raise NNGraphError(f"no model {model!r} is stored (or it has no complete version): "
-                           "`nngraph models` lists the models")
+        raise unknown_model(store, model)
     frame = pd.DataFrame(rows)
     metrics = sorted({k for p in frame["version_properties"] for k in p if k.startswith("metric_")})
     for key in [*metrics, *DATA_KEYS]:
@@ -70,7 +69,7 @@ def select_versions(frame: pd.DataFrame, versions: str | None = None, step_range
 def _known(order: list[str], tags: list[str]) -> None:
     missing = [t for t in tags if t not in order]
     if missing:
-        raise NNGraphError(f"no version {', '.join(map(repr, missing))} of this model: "
+        raise NNGraphError(f"no version {', '.join(map(repr, missing))} of this model{closest(missing[0], order)}: "
                            f"the versions are {', '.join(order[:20])}{' ...' if len(order) > 20 else ''}")
 
 

@@ -13,7 +13,8 @@ import time
 
 import numpy as np
 
-from nngraph.errors import NNGraphError
+from nngraph.errors import NNGraphError, closest
+from nngraph.queries import unknown_model
 
 from . import gds as gds_engine
 from . import local
@@ -40,7 +41,7 @@ def select_versions(store, model: str, tags: tuple[str, ...] = (), all_versions:
     """The versions to analyze: the tags given, all of them, or else the latest (by step)."""
     versions = store.read(VERSIONS, {"model": model})
     if not versions:
-        raise NNGraphError(f"no model {model!r} is stored: `nngraph models` lists the models")
+        raise unknown_model(store, model)
     if all_versions:
         return versions
     if not tags:
@@ -48,8 +49,8 @@ def select_versions(store, model: str, tags: tuple[str, ...] = (), all_versions:
     by_tag = {v["tag"]: v for v in versions}
     missing = [t for t in tags if t not in by_tag]
     if missing:
-        raise NNGraphError(f"model {model!r} has no version {', '.join(map(repr, missing))}: "
-                           f"`nngraph versions --model {model}` lists its versions")
+        raise NNGraphError(f"model {model!r} has no version {', '.join(map(repr, missing))}"
+                           f"{closest(missing[0], by_tag)}; `nngraph versions --model {model}` lists its versions")
     return [by_tag[t] for t in tags]
 
 

@@ -9,16 +9,14 @@ removes them. The Model node goes with its last version.
 
 from __future__ import annotations
 
-import difflib
-
-from nngraph.errors import NNGraphError
+from nngraph.errors import NNGraphError, closest
+from nngraph.queries import unknown_model
 
 from .writer import LEASE_SECONDS, Heartbeat, delete_version, writer_gone, writer_id
 
 TAGS = """
 MATCH (:Model {name: $model})-[:HAS_VERSION]->(v:Version)
 RETURN v.tag AS tag ORDER BY tag"""
-MODELS = "MATCH (m:Model) RETURN m.name AS name"
 UNPUBLISH = """
 MATCH (:Model {name: $model})-[r:HAS_VERSION]->(v:Version)
 WHERE $tags IS NULL OR v.tag IN $tags
@@ -34,7 +32,7 @@ MATCH (m:Model {name: $model})
 WHERE NOT EXISTS { MATCH (m)-[:HAS_VERSION]->() }
 DETACH DELETE m
 RETURN count(*) AS n"""
-CYPHER = [TAGS, MODELS, UNPUBLISH, LEFTOVERS, DROP_MODEL]
+CYPHER = [TAGS, UNPUBLISH, LEFTOVERS, DROP_MODEL]
 
 
 def chosen_versions(store, model: str, tags: list[str] | None) -> list[str]:
@@ -42,8 +40,7 @@ def chosen_versions(store, model: str, tags: list[str] | None) -> list[str]:
     naming the closest stored names, and nothing is deleted."""
     stored = [row["tag"] for row in store.read(TAGS, {"model": model})]
     if not stored:
-        names = [row["name"] for row in store.read(MODELS)]
-        raise NNGraphError(f"no model {model!r} is stored{closest(model, names)}; `nngraph models` lists them")
+        raise unknown_model(store, model)
     missing = [tag for tag in tags or [] if tag not in stored]
     if missing:
         raise NNGraphError(f"model {model!r} has no version {missing[0]!r}{closest(missing[0], stored)}; nothing was "
@@ -74,9 +71,3 @@ def _remove_leftovers(store, model: str, writer: str) -> None:
     for row in store.read(LEFTOVERS, {"model": model}):
         if row["writer"] != writer and (row["expired"] or writer_gone(row["writer"])):
             delete_version(store, row["uid"])
-
-
-def closest(name: str, names: list[str]) -> str:
-    """'; did you mean ...?' with the stored names nearest to `name`, or ''."""
-    near = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
-    return f"; did you mean {' or '.join(map(repr, near))}?" if near else ""

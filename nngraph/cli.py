@@ -604,13 +604,12 @@ def models(fmt, uri, user, password, database):
 def versions(model, fmt, uri, user, password, database):
     """List stored versions in step order."""
     from nngraph import queries
-    from nngraph.errors import NNGraphError
     from nngraph.output import render
 
     with open_store(uri, user, password, database) as store:
         rows = store.read(queries.load("versions"), {"model": model})
         if model and not rows:
-            raise NNGraphError(f"no model named {model!r} is stored; `nngraph models` lists them")
+            raise queries.unknown_model(store, model)
         click.echo(render(rows, fmt))
 
 

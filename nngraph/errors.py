@@ -9,3 +9,11 @@ def first_line(exc: BaseException) -> str:
     """The first line of an exception's message (a library's messages can run to pages)."""
     text = str(exc).strip()
     return text.splitlines()[0][:200] if text else type(exc).__name__
+
+
+def closest(name: str, names) -> str:
+    """'; did you mean ...?' with the names nearest to `name` (a mistyped model or version), or ''."""
+    import difflib
+
+    near = difflib.get_close_matches(name, list(names), n=3, cutoff=0.5)
+    return f"; did you mean {' or '.join(map(repr, near))}?" if near else ""

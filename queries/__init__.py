@@ -38,6 +38,14 @@ def canned() -> dict[str, dict]:
     return found
 
 
+def unknown_model(store, model: str):
+    """The error for a model that is not stored, naming the stored models nearest to it."""
+    from nngraph.errors import NNGraphError, closest
+
+    names = [row["model"] for row in store.read(load("models"))]
+    return NNGraphError(f"no model {model!r} is stored{closest(model, names)}; `nngraph models` lists them")
+
+
 def canned_text(name: str) -> str:
     from nngraph.errors import NNGraphError
 

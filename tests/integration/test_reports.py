@@ -184,6 +184,7 @@ def test_the_html_report_shows_its_plots_in_headless_chromium(cli_env, trained, 
     (["strength", "--model", "{model}", "--step-range", "100:200"], "version range is empty"),
     (["ensemble", "--model", "{model}", "--metric", "f1"], "no metric 'f1'"),
     (["strength", "--model", "{model}", "--versions", "s0-x1-e00..nope"], "no version 'nope'"),
+    (["strength", "--model", "{model}", "--versions", "s0-x1-eO1"], "did you mean 's0-x1-e01'"),
 ])
 def test_bad_input_gets_one_clear_line(cli_env, trained, tmp_path, args, message):
     model, _ = trained
