@@ -614,6 +614,25 @@ def versions(model, fmt, uri, user, password, database):
 
 
 @cli.command()
+@click.option("--model", required=True, help="The model of the version.")
+@click.option("--version", "tag", required=True, help="The version's tag.")
+@click.option("--to", "path", required=True, type=click.Path(dir_okay=False, path_type=str),
+              help="The file to write: .graphml or .gexf (the name picks the format).")
+@click.option("--layers", callback=_layers, help="Only these neuron layers: FIRST:LAST or a list like 1,2,4.")
+@click.option("--force", is_flag=True, help="Replace the file if it exists.")
+@connection_options
+def graph(model, tag, path, layers, force, uri, user, password, database):
+    """Write one stored version's graph (neurons, links, their stored numbers) as GraphML or GEXF."""
+    from pathlib import Path
+
+    from nngraph.analysis.graph_files import write_graph
+
+    with open_store(uri, user, password, database) as store:
+        nodes, links = write_graph(store, model, tag, Path(path), layers, force)
+    click.echo(f"wrote {path}: {nodes:,} neurons, {links:,} links")
+
+
+@cli.command()
 @click.option("--model", required=True, help="The model whose versions to delete.")
 @click.option("--version", "tags", multiple=True, help="A version tag (repeatable); without it, every version and "
               "the model.")
