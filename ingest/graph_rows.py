@@ -55,8 +55,10 @@ def neuron_columns(layer: NodeLayerMetrics, data=None) -> dict[str, np.ndarray |
         columns["channel"] = position[0]
         columns["row"] = position[-2] if len(shape) >= 3 else None
         columns["col"] = position[-1]
-    ns, na = (data.strength.per_node(), data.activation_values.per_node()) if data is not None else ((None,) * 2,) * 2
-    columns.update({"ns_mean": ns[0], "ns_std": ns[1], "na_mean": na[0], "na_std": na[1]})
+    columns.update(dict.fromkeys(("ns_mean", "ns_std", "na_mean", "na_std")))
+    if data is not None:
+        columns["ns_mean"], columns["ns_std"] = data.strength.per_node()
+        columns["na_mean"], columns["na_std"] = data.activation_values.per_node()
     return columns
 
 
