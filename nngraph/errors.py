@@ -12,8 +12,11 @@ def first_line(exc: BaseException) -> str:
 
 
 def closest(name: str, names) -> str:
-    """'; did you mean ...?' with the names nearest to `name` (a mistyped model or version), or ''."""
+    """' (did you mean ...?)' with the names nearest to `name` (a mistyped model or version), or ''."""
     import difflib
 
     near = difflib.get_close_matches(name, list(names), n=3, cutoff=0.5)
-    return f"; did you mean {' or '.join(map(repr, near))}?" if near else ""
+    if not near:
+        return ""
+    *first, last = map(repr, near)
+    return f" (did you mean {', '.join(first) + ' or ' if first else ''}{last}?)"

@@ -102,7 +102,7 @@ def test_the_gds_path_writes_what_the_local_engine_writes(store, checkpoints, mo
 @pytest.mark.parametrize("args,message", [
     (["--model", "no-such-model"], "no model 'no-such-model'"),
     (["--model", "{model}", "--version", "nope"], "has no version 'nope'"),
-    (["--model", "{model}", "--version", "v2"], "has no version 'v2'; did you mean 'v'?"),
+    (["--model", "{model}", "--version", "v2"], "has no version 'v2' (did you mean 'v'?)"),
     (["--model", "{model}", "--layers", "2:9"], "outside this model"),
     (["--model", "{model}", "--algorithm", "louvain"], "not a centrality algorithm"),
 ])

@@ -44,7 +44,7 @@ def test_delete_versions_then_the_model(store, cli_env, model_name, three_versio
 
 def test_unknown_names_are_one_line_with_the_closest(cli_env, model_name, three_versions):
     wrong_tag = run(cli_env, "delete", "--model", model_name, "--version", "mlp-9", "--yes")
-    assert wrong_tag.exit_code != 0 and "has no version 'mlp-9'; did you mean" in wrong_tag.output
+    assert wrong_tag.exit_code != 0 and "has no version 'mlp-9' (did you mean" in wrong_tag.output
     assert "nothing was deleted" in wrong_tag.output and len(wrong_tag.output.strip().splitlines()) == 1
     wrong_model = run(cli_env, "delete", "--model", model_name + "x", "--yes")
     assert wrong_model.exit_code != 0 and f"did you mean {model_name!r}" in wrong_model.output

@@ -130,7 +130,8 @@ def test_names_with_quotes_are_stored_exactly(store, cli_env, mlp_file):
 
 def test_bad_input_one_line_each(cli_env, tmp_path, model_name):
     unknown = run(cli_env, "versions", "--model", model_name)
-    assert unknown.exit_code == 1 and "no model named" in unknown.output
+    assert unknown.exit_code == 1 and f"no model {model_name!r} is stored" in unknown.output
+    assert len(unknown.output.strip().splitlines()) == 1
     syntax = run(cli_env, "query", "MATCH (n RETURN n")
     assert syntax.exit_code == 1 and "syntax" in syntax.output.lower()
     not_a_model = tmp_path / "notes.pt"
