@@ -14,7 +14,7 @@ import pandas as pd
 
 from nngraph.errors import NNGraphError
 
-from .report_data import select_versions, version_layers
+from . import charts
 
 QUANTITIES = {"ns": "neurons strength", "na": "neurons activation"}
 
@@ -65,9 +65,9 @@ def per_bin_quantities(rows: pd.DataFrame, bins: dict[str, str], order: list[str
 
 
 def activations(store, model: str, options) -> "Report":
-    from .reports import _report, _x_axis  # reports.py imports this module: its helpers are read at call time
+    from .reports import _report, _with_x, chosen_rows  # reports.py imports this module: its helpers are read at call time
 
-    frame = select_versions(version_layers(store, model), options.versions, options.step_range)
+    frame = chosen_rows(store, model, options)
     measured = measured_rows(frame, model, options.mixed_data)
     report = _report("activations", "Neurons Strength and Activation across versions", model, measured,
                      "On the same inputs for every version: a neuron's strength (NS) is the signal on its incoming "
@@ -85,20 +85,11 @@ def activations(store, model: str, options) -> "Report":
     report.findings.append(f"inputs: {int(first['data_samples'])} samples of {first['data_source']} "
                            f"(seed {int(first['data_seed'])}, hash {first['data_hash']})")
     report.findings += _trends(table)
-    x, label = _x_axis(measured)
-
-    def draw(figure):
-        axes = figure.subplots(1, 3, sharex=True)
-        for layer, rows in table.groupby("layer"):
-            for axis, column in zip(axes, ("ns_std", "na_mean", "na_zero_fraction")):
-                axis.plot(x(rows), rows[column], marker="o", label=f"layer {layer}")
-        for axis, title in zip(axes, ("NS spread (std)", "NA mean", "NA exact zeros (share)")):
-            axis.set_title(title, fontsize="small")
-            axis.set_xlabel(label)
-        axes[0].legend(fontsize="x-small", ncol=2)
-
-    report.figures.append(("Per layer across versions: the spread of NS, the mean of NA, the share of NA at zero",
-                           draw))
+    rows, x_title = _with_x(measured)
+    for column, title in (("ns_std", "NS spread (std over inputs and neurons)"), ("na_mean", "NA mean"),
+                          ("na_zero_fraction", "share of NA exactly zero")):
+        report.figures.append((f"{title}, per layer across versions", charts.over_versions(
+            rows, column, title, report.layer_labels, report.versions, x_title)))
     return report
 
 

@@ -1,12 +1,11 @@
-"""A Report as files: one self-contained HTML page (plots embedded as PNG), Markdown with
-PNGs beside it, JSON with every table, or one CSV per table. Plots use matplotlib's Agg
-backend, so no display is needed."""
+"""A Report as files: one self-contained HTML page (interactive Vega-Lite plots, with Vega and
+vega-embed inlined once per page, so it works offline), Markdown with PNGs beside it (drawn by
+vl-convert, no browser needed), JSON with every table, or one CSV per table."""
 
 from __future__ import annotations
 
-import base64
+import functools
 import html
-import io
 import json
 from pathlib import Path
 
@@ -37,34 +36,49 @@ def write(report: Report, directory: Path, fmt: str) -> list[Path]:
                            "choose a writable --out directory") from None
 
 
-def _png(draw) -> bytes:
-    from matplotlib.figure import Figure
+@functools.cache
+def _vega_bundle() -> str:
+    """Vega, Vega-Lite and vega-embed as one script (vl-convert bundles the versions it renders with)."""
+    import vl_convert
 
-    figure = Figure(figsize=(10, 5.5), layout="constrained")
-    draw(figure)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=96)
-    return buffer.getvalue()
+    return vl_convert.javascript_bundle().replace("</script", "<\\/script")
+
+
+def _png(figure) -> bytes:
+    import vl_convert
+
+    return vl_convert.vegalite_to_png(figure.spec(), scale=1.5)
+
+
+def _embed(number: int, figure) -> str:
+    """The script that draws one chart into its div; an error shows in the page, never silently blank."""
+    spec = json.dumps(figure.spec()).replace("</", "<\\/")
+    return (f"vegaEmbed('#figure-{number}', {spec}, {{renderer: 'svg', actions: {{export: true, source: false, "
+            f"compiled: false, editor: false}}}}).catch(e => {{document.getElementById('figure-{number}').textContent "
+            f"= 'this plot could not be drawn: ' + e}});")
 
 
 def _coverage(report: Report) -> list[str]:
     versions = report.versions if len(report.versions) <= 12 else report.versions[:6] + ["..."] + report.versions[-3:]
     return [f"Model: {report.model}", f"Versions ({len(report.versions)}): {', '.join(versions)}",
-            f"Layers: {', '.join(map(str, report.layers))}"]
+            f"Layers ({len(report.layers)}, forward order): {', '.join(report.layer_labels[:24])}"
+            f"{' ...' if len(report.layers) > 24 else ''}"]
 
 
 def _html(report: Report, directory: Path) -> list[Path]:
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(report.title)}</title>"
              f"<style>{STYLE}</style></head><body><h1>{html.escape(report.title)}</h1>",
              f"<p class='meaning'>{html.escape(report.meaning)}</p>",
+             f"<p class='meaning'><b>What to look for.</b> {html.escape(report.look_for)}</p>",
              "<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in _coverage(report)) + "</ul>"]
     if report.findings:
         parts.append("<h2>Measured</h2><ul>" + "".join(f"<li>{html.escape(f)}</li>" for f in report.findings)
                      + "</ul>")
-    for caption, draw in report.figures:
-        image = base64.b64encode(_png(draw)).decode()
-        parts.append(f"<figure><img alt='{html.escape(caption)}' src='data:image/png;base64,{image}'>"
-                     f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+    if report.figures:
+        parts.append(f"<script>{_vega_bundle()}</script>")
+    for number, (caption, figure) in enumerate(report.figures, 1):
+        parts.append(f"<figure><div id='figure-{number}' class='plot'></div>"
+                     f"<figcaption>{html.escape(caption)}</figcaption></figure><script>{_embed(number, figure)}</script>")
     for name, table in report.tables.items():
         shown = table.head(MAX_HTML_ROWS)
         note = f" (first {MAX_HTML_ROWS} of {len(table)} rows; the JSON and CSV formats hold all)" \
@@ -79,13 +93,14 @@ def _html(report: Report, directory: Path) -> list[Path]:
 
 
 def _markdown(report: Report, directory: Path) -> list[Path]:
-    lines = [f"# {report.title}", "", f"> {report.meaning}", "", *[f"- {line}" for line in _coverage(report)], ""]
+    lines = [f"# {report.title}", "", f"> {report.meaning}", ">", f"> **What to look for.** {report.look_for}", "",
+             *[f"- {line}" for line in _coverage(report)], ""]
     if report.findings:
         lines += ["## Measured", "", *[f"- {f}" for f in report.findings], ""]
     written = []
-    for number, (caption, draw) in enumerate(report.figures, 1):
+    for number, (caption, figure) in enumerate(report.figures, 1):
         image = directory / f"{report.name}-{number}.png"
-        image.write_bytes(_png(draw))
+        image.write_bytes(_png(figure))
         written.append(image)
         lines += [f"![{caption}]({image.name})", "", f"*{caption}*", ""]
     for name, table in report.tables.items():
@@ -107,7 +122,8 @@ def _markdown_table(table) -> str:
 
 
 def _json(report: Report, directory: Path) -> list[Path]:
-    document = {"report": report.name, "title": report.title, "meaning": report.meaning, "model": report.model,
+    document = {"report": report.name, "title": report.title, "meaning": report.meaning,
+                "look_for": report.look_for, "model": report.model,
                 "versions": report.versions, "layers": report.layers, "findings": report.findings,
                 "skipped": report.skipped,
                 "tables": {name: _records(table) for name, table in report.tables.items()}}

@@ -4,6 +4,7 @@ canned queries (queries/version-layers, queries/neuron-values), never the links.
 from __future__ import annotations
 
 import fnmatch
+import re
 
 import numpy as np
 import pandas as pd
@@ -20,7 +21,45 @@ def version_layers(store, model: str) -> pd.DataFrame:
     metrics = sorted({k for p in frame["version_properties"] for k in p if k.startswith("metric_")})
     for key in [*metrics, *DATA_KEYS]:
         frame[key] = [p.get(key) for p in frame["version_properties"]]
+    frame["layer_label"] = [f"{index} {name or ''}".strip() for index, name in zip(frame["layer"], frame["name"])]
+    frame["run"] = [re.sub(r"\d+(\D*)$", r"#\1", tag) for tag in frame["version"]]
     return frame.drop(columns="version_properties")
+
+
+def layer_labels(frame: pd.DataFrame) -> list[str]:
+    """'index name' of every layer, in forward order (names repeat across blocks, indices do not)."""
+    return list(frame.drop_duplicates("layer").sort_values("layer")["layer_label"])
+
+
+def select_layers(frame: pd.DataFrame, layers: str | None) -> pd.DataFrame:
+    """Rows of the chosen layers: indices and ranges (`0,3,5:9`, inclusive), or a shell-style pattern
+    on layer names or blocks (`*attention*`, `encoder.layer.1*`)."""
+    if not layers:
+        return frame
+    stored = frame.drop_duplicates("layer").sort_values("layer")
+    if re.fullmatch(r"[\d,:\s]+", layers):
+        chosen = set()
+        for part in filter(None, (p.strip() for p in layers.split(","))):
+            first, _, last = part.partition(":")
+            chosen |= set(range(int(first or 0), int(last or stored["layer"].max()) + 1)) if _ else {int(first)}
+        keep = stored["layer"].isin(chosen)
+    else:
+        keep = [fnmatch.fnmatchcase(str(name), layers) or fnmatch.fnmatchcase(str(block), layers)
+                for name, block in zip(stored["name"], stored["block"])]
+    if not any(keep):
+        shown = ", ".join(stored["layer_label"].head(12)) + (" ..." if len(stored) > 12 else "")
+        raise NNGraphError(f"--layers {layers!r} matches no layer; the layers are {shown} (indices, FIRST:LAST, "
+                           "or a pattern on names and blocks)")
+    return frame[frame["layer"].isin(stored["layer"][keep])]
+
+
+def settings(frame: pd.DataFrame, metrics: list[str]) -> list[str]:
+    """The metrics that are a run's settings rather than measurements: constant over all versions,
+    or constant within every run (a run: the versions whose tags differ only in their last number)."""
+    per_version = frame.drop_duplicates("version")
+    runs = per_version.groupby("run")
+    several = runs.size().max() > 1
+    return [m for m in metrics if per_version[m].nunique() <= 1 or (several and (runs[m].nunique() <= 1).all())]
 
 
 DATA_KEYS = ("data_source", "data_samples", "data_seed", "data_hash")  # the inputs of a version's NS and NA
@@ -60,7 +99,11 @@ def select_versions(frame: pd.DataFrame, versions: str | None = None, step_range
         chosen = [v for v in chosen if steps[v] is not None and not np.isnan(steps[v])
                   and (low is None or steps[v] >= low) and (high is None or steps[v] <= high)]
     if not chosen:
-        raise NNGraphError("the version range is empty: `nngraph versions --model ...` lists the versions and steps")
+        asked = " with ".join(filter(None, [versions, step_range and f"steps {step_range}"]))
+        steps = frame.drop_duplicates("version")["step"].dropna()
+        span = f", steps {steps.min():g} to {steps.max():g}" if len(steps) else ", without steps"
+        raise NNGraphError(f"no version matches {asked}: the model holds {len(order)} versions, {order[0]} to "
+                           f"{order[-1]}{span} (`nngraph versions --model ...` lists them)")
     selected = frame[frame["version"].isin(chosen)]
     return selected.assign(order=selected["version"].map({v: i for i, v in enumerate(chosen)})).sort_values(
         ["order", "layer"]).drop(columns="order")
@@ -71,6 +114,18 @@ def _known(order: list[str], tags: list[str]) -> None:
     if missing:
         raise NNGraphError(f"no version {', '.join(map(repr, missing))} of this model{closest(missing[0], order)}: "
                            f"the versions are {', '.join(order[:20])}{' ...' if len(order) > 20 else ''}")
+
+
+SKIPPED_MODULES = """MATCH (v:Version)-[:SKIPPED]->(s:Skipped) WHERE v.uid IN $uids
+RETURN s.name AS name, s.kind AS kind, s.reason AS reason, count(v) AS versions ORDER BY name"""
+CYPHER = [SKIPPED_MODULES]
+
+
+def skipped_modules(store, uids: list[str]) -> list[str]:
+    """The modules the chosen versions were stored without (no links of their own), once each."""
+    return [f"module {row['name']} ({row['kind']}): {row['reason']}"
+            + (f" (in {row['versions']} of {len(uids)} versions)" if row["versions"] < len(uids) else "")
+            for row in store.read(SKIPPED_MODULES, {"uids": uids})]
 
 
 def neuron_values(store, version_uid: str, prop: str) -> dict[int, np.ndarray]:

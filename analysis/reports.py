@@ -6,15 +6,14 @@ Rendering to HTML, Markdown, JSON and CSV is in render.py.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
-
 import numpy as np
 import pandas as pd
 
 from nngraph.errors import NNGraphError
 
-from . import activation_reports, divergence as dv
-from .report_data import metric_columns, neuron_values, select_versions, version_layers
+from . import activation_reports, charts, divergence as dv
+from .report_data import (layer_labels, metric_columns, neuron_values, select_layers, select_versions, settings,
+                          skipped_modules, version_layers)
 
 BINS = 64
 VERSION_VALUE = "MATCH (v:Version {uid: $uid}) RETURN v[$key] AS value"
@@ -29,15 +28,19 @@ class Report:
     model: str
     versions: list[str]
     layers: list[int]
+    layer_labels: list[str]  # 'index name', forward order
+    version_uids: list[str]
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
-    figures: list[tuple[str, Callable]] = field(default_factory=list)  # (caption, draw(figure))
+    figures: list[tuple[str, charts.Figure]] = field(default_factory=list)  # (caption, figure)
     skipped: list[str] = field(default_factory=list)
     findings: list[str] = field(default_factory=list)
+    look_for: str = ""  # what to look for, in plain words (LOOK_FOR)
 
 
 @dataclass
 class Options:
     versions: str | None = None  # A..B or A,B,...
+    layers: str | None = None  # indices and ranges, or a pattern on names and blocks
     step_range: str | None = None
     metric: str = "test_accuracy"  # ensemble: the stored metric to bin by
     bin_width: float = 0.1
@@ -47,7 +50,7 @@ class Options:
 
 
 def learning_dynamics(store, model: str, options: Options) -> Report:
-    frame = select_versions(version_layers(store, model), options.versions, options.step_range)
+    frame = chosen_rows(store, model, options)
     metrics = metric_columns(frame)
     table = frame[["version", "step", "epoch", *metrics, "layer", "name", "kind", "nodes", "fluctuation",
                    "mean_strength"]].reset_index(drop=True)
@@ -56,31 +59,24 @@ def learning_dynamics(store, model: str, options: Options) -> Report:
                      "found it grows as a network learns, most in the layers near the output; the stored metrics are "
                      "shown beside it so the two can be read together.")
     report.tables["fluctuation"] = table
-    x, label = _x_axis(frame)
-
-    def draw(figure):
-        axes = figure.subplots(2 if metrics else 1, 1, sharex=True, squeeze=False)[:, 0]
-        for layer, rows in table.groupby("layer"):
-            if rows["fluctuation"].notna().any():
-                axes[0].plot(x(rows), rows["fluctuation"], marker="o", label=f"layer {layer}")
-        axes[0].set_ylabel("fluctuation")
-        axes[0].legend(fontsize="small", ncol=2)
-        for metric in metrics:
-            rows = table.drop_duplicates("version")
-            axes[-1].plot(x(rows), rows[metric], marker="s", label=metric.removeprefix("metric_"))
-        if metrics:
-            axes[-1].set_ylabel("stored metrics")
-            axes[-1].legend(fontsize="small")
-        axes[-1].set_xlabel(label)
-
-    report.figures.append(("Layer fluctuation per version (top) and the stored metrics (bottom)", draw))
+    rows, x_title = _with_x(frame)
+    report.figures.append(("Layer fluctuation across versions", charts.over_versions(
+        rows, "fluctuation", "fluctuation (std of node strength)", report.layer_labels, report.versions, x_title)))
+    fixed = settings(frame, metrics)
+    if fixed:
+        report.skipped.append(f"not plotted, as they are a run's settings rather than measurements (they are in the "
+                              f"table): {', '.join(m.removeprefix('metric_') for m in fixed)}")
+    measured = [m for m in metrics if m not in fixed]
+    if measured and len(report.versions) > 1:
+        report.figures.append(("The stored metrics across versions",
+                               charts.metrics(rows.drop_duplicates("version"), measured, x_title)))
     if not metrics:
         report.skipped.append("no stored metrics (ingest with --metric key=value to show accuracy or loss here)")
     return report
 
 
 def strength(store, model: str, options: Options) -> Report:
-    frame = select_versions(version_layers(store, model), options.versions, options.step_range)
+    frame = chosen_rows(store, model, options)
     values = _neuron_values(store, frame, "strength")
     report = _report("strength", "Node-strength distributions per layer across versions", model, frame,
                      "A node's strength is the sum of its incoming weights and bias plus its outgoing weights. The "
@@ -95,13 +91,13 @@ def strength(store, model: str, options: Options) -> Report:
             densities += _density_rows(version, layer, grid, dv.density(sample, grid))
     report.tables["extremes"] = pd.DataFrame(extremes)
     report.tables["densities"] = pd.DataFrame(densities)
-    report.figures.append(("Strength densities per layer; colour runs from the first to the last version",
-                           lambda figure: _density_grid(figure, report.tables["densities"], report.versions, "strength")))
+    report.figures.append(("Node-strength distribution of the chosen layer, one curve per version",
+                           _density_chart(report, report.tables["densities"], "node strength")))
     return report
 
 
 def link_weights(store, model: str, options: Options) -> Report:
-    frame = select_versions(version_layers(store, model), options.versions, options.step_range)
+    frame = chosen_rows(store, model, options)
     report = _report("link-weights", "Link-weight distributions per layer across versions", model, frame,
                      "The weights (and biases) that feed each layer, as stored at ingest: exact statistics and a "
                      "64-bin histogram per version, moved onto one grid per layer so the versions compare.")
@@ -117,14 +113,13 @@ def link_weights(store, model: str, options: Options) -> Report:
             densities += _density_rows(row.version, layer, grid, dv.rebin(row.w_hist_edges, row.w_hist_counts, grid))
     report.tables["statistics"] = pd.DataFrame(stats)
     report.tables["densities"] = pd.DataFrame(densities)
-    report.figures.append(("Link-weight densities per layer; colour runs from the first to the last version",
-                           lambda figure: _density_grid(figure, report.tables["densities"], report.versions,
-                                                        "link weight")))
+    report.figures.append(("Distribution of the weights feeding the chosen layer, one curve per version",
+                           _density_chart(report, report.tables["densities"], "link weight")))
     return report
 
 
 def ensemble(store, model: str, options: Options) -> Report:
-    frame = select_versions(version_layers(store, model), options.versions, options.step_range)
+    frame = chosen_rows(store, model, options)
     column = f"metric_{options.metric}"
     per_version = frame.drop_duplicates("version").set_index("version")
     stored = per_version[column] if column in per_version else pd.Series(np.nan, index=per_version.index)
@@ -132,8 +127,10 @@ def ensemble(store, model: str, options: Options) -> Report:
     if lacking:
         raise NNGraphError(f"{len(lacking)} version(s) have no metric {options.metric!r} to bin by: "
                            f"{', '.join(lacking[:10])}{' ...' if len(lacking) > 10 else ''}; choose --metric from "
-                           f"{', '.join(c.removeprefix('metric_') for c in metric_columns(frame)) or 'none stored'} "
-                           "or leave those versions out with --versions")
+                           f"{', '.join(c.removeprefix('metric_') for c in metric_columns(frame))} "
+                           "or leave those versions out with --versions" if metric_columns(frame) else
+                           "no version stores a numeric metric to bin by: ingest versions with --metric key=value "
+                           "(test_accuracy, say) to compare them by it")
     if options.bin_width <= 0:
         raise NNGraphError("--bin-width must be positive")
     bins = {v: _bin_label(per_version.loc[v, column], options.bin_width) for v in per_version.index}
@@ -193,9 +190,10 @@ def ensemble(store, model: str, options: Options) -> Report:
         subset = subset[subset["quantity"] == quantity] if len(subset) else subset
         if len(subset):
             fixed = quantity in activation_reports.QUANTITIES.values()  # on the fixed grid, log-spaced
-            report.figures.append((f"Pooled {quantity} densities per layer, one curve per bin",
-                                   lambda figure, s=subset, q=quantity, f=fixed: _density_grid(figure, s, order, q,
-                                                                                               key="bin", symlog=f)))
+            report.figures.append((f"Pooled {quantity} distribution of the chosen layer, one curve per "
+                                   f"{options.metric} bin", _density_chart(report, subset, quantity, key="bin",
+                                                                           keys=order, key_title=f"{options.metric} bin",
+                                                                           symlog=fixed)))
     return report
 
 
@@ -232,7 +230,7 @@ def _ensemble_findings(report: Report, order: list[str]) -> list[str]:
 
 def centrality(store, model: str, options: Options) -> Report:
     prop = options.prop or "pagerank"
-    report, _, values = _neuron_report(
+    report, frame, values = _neuron_report(
         store, model, options, "centrality", prop, f"Centrality ({prop}): top neurons and how rankings move",
         f"The neurons with the highest {prop} per layer and version, and Spearman's rank correlation of each "
         "layer's scores between consecutive versions (1: the ranking did not move; near 0: it was reshuffled).")
@@ -252,8 +250,12 @@ def centrality(store, model: str, options: Options) -> Report:
     report.tables["top"] = pd.DataFrame(top)
     report.tables["rank_correlation"] = pd.DataFrame(moves)
     if moves:
-        report.figures.append(("Rank correlation between consecutive versions, per layer",
-                               lambda figure: _lines(figure, report.tables["rank_correlation"], "spearman")))
+        pairs = report.tables["rank_correlation"]
+        rows = pairs.assign(version=pairs["to"], x=pairs["to"].map({v: i for i, v in enumerate(report.versions)}),
+                            run="pairs", layer_label=pairs["layer"].map(_label_of(frame)))
+        report.figures.append(("Rank correlation with the previous version, per layer", charts.over_versions(
+            rows, "spearman", "Spearman rank correlation with the previous version", report.layer_labels,
+            report.versions[1:], "version (in step order)")))
     return report
 
 
@@ -277,21 +279,13 @@ def communities(store, model: str, options: Options) -> Report:
     report.tables["communities"] = pd.DataFrame(rows)
     report.tables["stability"] = pd.DataFrame(stability)
 
-    def draw(figure):
-        axes = figure.subplots(1, 2)
-        table = report.tables["communities"]
-        axes[0].plot(table["version"], table["communities"], marker="o", label="communities")
-        axes[0].set_ylabel("communities")
-        twin = axes[0].twinx()
-        twin.plot(table["version"], table["modularity"], marker="s", color="tab:red", label="modularity")
-        twin.set_ylabel("modularity")
-        if len(report.tables["stability"]):
-            axes[1].plot(report.tables["stability"]["to"], report.tables["stability"]["adjusted_rand"], marker="o")
-        axes[1].set_ylabel("adjusted Rand index with the previous version")
-        for axis in axes:
-            axis.tick_params(axis="x", labelrotation=45)
-
-    report.figures.append(("Communities and modularity per version (left); stability (right)", draw))
+    report.figures.append(("Communities and modularity per version", charts.per_version(
+        report.tables["communities"], {"communities": "communities (count)", "modularity": "modularity"}, "version",
+        "version", integer=("communities",))))
+    if len(stability):
+        report.figures.append(("Stability: adjusted Rand index of each version's partition with the previous one",
+                               charts.per_version(report.tables["stability"],
+                                                  {"adjusted_rand": "adjusted Rand index"}, "to", "version")))
     return report
 
 
@@ -328,16 +322,11 @@ def compare(store, model: str, options: Options) -> Report:
         table = table.reindex(table["change"].abs().sort_values(ascending=False).index).head(20)
     report.tables["changed_neurons"] = table.reset_index(drop=True)
 
-    def draw(figure):
-        axis = figure.subplots()
-        width = 0.4
-        axis.bar(merged["layer"] - width / 2, merged["fluctuation_a"], width, label=names[0])
-        axis.bar(merged["layer"] + width / 2, merged["fluctuation_b"], width, label=names[1])
-        axis.set_xlabel("layer")
-        axis.set_ylabel("fluctuation")
-        axis.legend()
-
-    report.figures.append(("Fluctuation per layer, side by side", draw))
+    labels = _label_of(frame)
+    pairs = pd.concat([pd.DataFrame({"layer_label": merged["layer"].map(labels), "version": name,
+                                     "fluctuation": merged[f"fluctuation_{side}"]}) for side, name in zip("ab", names)])
+    report.figures.append(("Fluctuation per layer, side by side", charts.side_by_side(
+        pairs, "fluctuation", "fluctuation (std of node strength)", report.layer_labels, names)))
     return report
 
 
@@ -356,23 +345,57 @@ DESCRIPTIONS = {
 }
 
 
+LOOK_FOR = {
+    "learning-dynamics": "Whether fluctuation rises as the stored accuracy rises, and in which layers first; a layer "
+                         "whose fluctuation stays flat while others grow has stopped changing. On a heatmap, read "
+                         "each row (a layer) from left to right; choose a layer under it to see its line.",
+    "strength": "Curves that widen from the first version (dark) to the last (light): strengths spreading out as the "
+                "network learns. A curve that shifts rather than widens means the layer's weights moved together.",
+    "link-weights": "Link weights usually change far less than strengths: curves that nearly overlap across "
+                    "versions are the paper's observation; heavy tails growing in one layer point to it.",
+    "activations": "NS spread growing with training, NA means settling, and the share of exact zeros in ReLU layers "
+                   "(dead units) rising or falling across versions.",
+    "ensemble": "The paper's comparison: small divergences between bins for link weights but large ones for "
+                "strengths. Compare the curves of the lowest and the highest bin in each layer.",
+    "centrality": "Rank correlations near 1 mean the most central neurons stay the same from version to version; "
+                  "dips show where training reshuffled the layer.",
+    "communities": "The number of communities and the modularity settling as training converges; adjusted Rand "
+                   "near 1 means the partition no longer changes.",
+    "compare": "Layers whose fluctuation differs most between the two versions, and the neurons whose strength "
+               "moved most (same architecture only).",
+}
+
+
 def build(store, name: str, model: str, options: Options) -> Report:
     if name not in REPORTS:
         raise NNGraphError(f"no report {name!r}; `nngraph report list` lists them: {', '.join(REPORTS)}")
-    return REPORTS[name](store, model, options)
+    report = REPORTS[name](store, model, options)
+    report.look_for = LOOK_FOR[name]
+    report.skipped += skipped_modules(store, report.version_uids)
+    return report
 
 
 # ----------------------------------------------------------------------------- helpers
 
+def chosen_rows(store, model: str, options: Options) -> pd.DataFrame:
+    """The layer rows of the versions and layers the options choose."""
+    frame = select_versions(version_layers(store, model), options.versions, options.step_range)
+    return select_layers(frame, options.layers)
+
+
 def _report(name, title, model, frame, meaning) -> Report:
     return Report(name, title, meaning, model, list(dict.fromkeys(frame["version"])),
-                  sorted(int(x) for x in set(frame["layer"])))
+                  sorted(int(x) for x in set(frame["layer"])), layer_labels(frame), list(dict.fromkeys(frame["uid"])))
+
+
+def _label_of(frame) -> dict[int, str]:
+    return dict(zip(frame["layer"], frame["layer_label"]))
 
 
 def _neuron_report(store, model, options, name, prop, title, meaning) -> tuple[Report, pd.DataFrame, dict]:
     """The start of a report on a Neuron property written by `nngraph analyze <name>`: the chosen
     versions, their values of `prop`, and the caution when networks share steps."""
-    frame = select_versions(version_layers(store, model), options.versions, options.step_range)
+    frame = chosen_rows(store, model, options)
     values = _neuron_values(store, frame, prop, required=f"nngraph analyze {name} --model {model} --all-versions")
     report = _report(name, title, model, frame, meaning)
     report.findings += _networks_interleaved(frame)
@@ -421,7 +444,7 @@ def _summary(sample: np.ndarray) -> dict:
 
 def _density_rows(name, layer, edges, density, quantity=None, key="version") -> list[dict]:
     extra = {"quantity": quantity} if quantity else {}
-    return [{key: name, "layer": layer, **extra, "bin_low": float(lo), "bin_high": float(hi), "density": float(d)}
+    return [{key: name, "layer": layer, **extra, "bin_low": float(lo), "bin_high": float(hi), "share": float(d)}
             for lo, hi, d in zip(edges[:-1], edges[1:], density)]
 
 
@@ -430,43 +453,16 @@ def _bin_label(value: float, width: float) -> str:
     return f"[{low:.4g}, {low + width:.4g})"
 
 
-def _x_axis(frame):
-    steps = frame.drop_duplicates("version")["step"]
-    if steps.notna().all() and steps.is_unique:
-        return (lambda rows: rows["step"]), "step"
+def _with_x(frame) -> tuple[pd.DataFrame, str]:
+    """The rows with x: the step when every version has one, else the version's place in step order."""
+    steps = frame["step"]
+    if steps.notna().all():
+        return frame.assign(x=steps), "step"
     order = {v: i for i, v in enumerate(dict.fromkeys(frame["version"]))}
-    return (lambda rows: rows["version"].map(order)), "version (in step order)"
+    return frame.assign(x=frame["version"].map(order)), "version (in step order)"
 
 
-def _density_grid(figure, table, names, quantity, key="version", symlog=False):
-    from matplotlib import colormaps
-
-    layers = sorted(set(table["layer"]))
-    columns = min(3, len(layers))
-    axes = np.atleast_1d(figure.subplots(int(np.ceil(len(layers) / columns)), columns, squeeze=False)).ravel()
-    colours = colormaps["viridis"](np.linspace(0, 1, max(len(names), 2)))
-    for axis, layer in zip(axes, layers):
-        rows = table[table["layer"] == layer]
-        for colour, name in zip(colours, names):
-            part = rows[rows[key] == name]
-            axis.plot((part["bin_low"] + part["bin_high"]) / 2, part["density"], color=colour,
-                      label=str(name) if len(names) <= 8 else None)
-        axis.set_title(f"layer {layer}", fontsize="small")
-        axis.set_xlabel(quantity, fontsize="small")
-        if symlog:  # the fixed grid of NS and NA: 0 and +-10^k, read on a symmetric log scale
-            axis.set_xscale("symlog", linthresh=1e-3)
-            ticks = [-100, -1, -0.01, 0, 0.01, 1, 100]
-            axis.set_xticks(ticks, [f"{t:g}" for t in ticks], fontsize="x-small")
-    for axis in axes[len(layers):]:
-        axis.set_visible(False)
-    if len(names) <= 8:
-        axes[0].legend(fontsize="x-small")
-
-
-def _lines(figure, table, column):
-    axis = figure.subplots()
-    for layer, rows in table.groupby("layer"):
-        axis.plot(rows["to"], rows[column], marker="o", label=f"layer {layer}")
-    axis.set_ylabel(column)
-    axis.tick_params(axis="x", labelrotation=45)
-    axis.legend(fontsize="small")
+def _density_chart(report: Report, table, quantity, key="version", keys=None, key_title="version", symlog=False):
+    labels = dict(zip(report.layers, report.layer_labels))
+    return charts.densities(table.assign(layer_label=table["layer"].map(labels)), key, key_title,
+                            keys or report.versions, quantity, symlog)

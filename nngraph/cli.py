@@ -497,6 +497,8 @@ def analyze(family, model, tags, all_versions, algorithms, engine, layers, weigh
 @click.option("--versions", help="Versions: A..B (inclusive, in step order), A,B,... (compare: two), or a "
               "pattern like 's0-*'.")
 @click.option("--step-range", help="Only versions with FIRST <= step <= LAST, as FIRST:LAST.")
+@click.option("--layers", help="Only these layers: indices and ranges like 0,3,5:9, or a pattern on layer names "
+              "and blocks like '*attention*'.")
 @click.option("--out", "out_dir", default="nngraph-reports", show_default=True, type=click.Path(path_type=str),
               help="Directory for the report files.")
 @click.option("--format", "fmt", type=click.Choice(["html", "md", "json", "csv"]), default="html", show_default=True)
@@ -507,10 +509,14 @@ def analyze(family, model, tags, all_versions, algorithms, engine, layers, weigh
 @click.option("--other-model", help="compare: take the second version from this model.")
 @click.option("--mixed-data", is_flag=True, help="activations, ensemble: compare NS and NA of versions measured on "
               "different inputs.")
+@click.option("--explain", is_flag=True, help="Say what the report shows and what to look for in it, and stop.")
 @connection_options
-def report(name, model, versions, step_range, out_dir, fmt, metric, bin_width, prop, other_model, mixed_data, uri, user,
-           password, database):
-    """Write a canned report (`nngraph report list` lists them) for a model's versions."""
+def report(name, model, versions, step_range, layers, out_dir, fmt, metric, bin_width, prop, other_model, mixed_data,
+           explain, uri, user, password, database):
+    """Write a canned report (`nngraph report list` lists them) for a model's versions.
+
+    HTML pages are interactive (hover for values, drag to zoom, click a legend entry to pick a
+    series, choose a layer under a plot) and work offline; `--explain` says what a report shows."""
     from pathlib import Path
 
     from nngraph.analysis import render, reports
@@ -522,10 +528,13 @@ def report(name, model, versions, step_range, out_dir, fmt, metric, bin_width, p
     if name not in reports.REPORTS:
         raise click.BadParameter(f"no report {name!r}; choose from list, {', '.join(reports.REPORTS)}",
                                  param_hint="NAME")
+    if explain:
+        click.echo(f"{name}: {reports.DESCRIPTIONS[name]}.\n\nWhat to look for: {reports.LOOK_FOR[name]}")
+        return
     if not model:
         raise click.BadParameter("which model? give --model", param_hint="--model")
-    options = reports.Options(versions=versions, step_range=step_range, metric=metric, bin_width=bin_width,
-                              prop=prop, other_model=other_model, mixed_data=mixed_data)
+    options = reports.Options(versions=versions, step_range=step_range, layers=layers, metric=metric,
+                              bin_width=bin_width, prop=prop, other_model=other_model, mixed_data=mixed_data)
     with open_store(uri, user, password, database) as store:
         built = reports.build(store, name, model, options)
     for path in render.write(built, Path(out_dir), fmt):

@@ -43,6 +43,9 @@ def unknown_model(store, model: str):
     from nngraph.errors import NNGraphError, closest
 
     names = [row["model"] for row in store.read(load("models"))]
+    if model in names:  # a Model node whose versions were all deleted or never completed
+        return NNGraphError(f"model {model!r} has no complete version stored: ingest one, or `nngraph versions --model "
+                            f"{model}` to see what is there")
     return NNGraphError(f"no model {model!r} is stored{closest(model, names)}; `nngraph models` lists them")
 
 

@@ -3,7 +3,7 @@
 // parameters: model (string)
 MATCH (:Model {name: $model})-[:HAS_VERSION]->(v:Version)-[:HAS_LAYER]->(l:Layer)
 RETURN v.uid AS uid, v.tag AS version, v.step AS step, v.epoch AS epoch, properties(v) AS version_properties,
-       l.index AS layer, l.name AS name, l.kind AS kind, l.nodes AS nodes, l.fluctuation AS fluctuation,
+       l.index AS layer, l.name AS name, l.kind AS kind, l.group AS block, l.nodes AS nodes, l.fluctuation AS fluctuation,
        l.mean_strength AS mean_strength, l.min_strength AS min_strength, l.max_strength AS max_strength,
        l.w_mean AS w_mean, l.w_std AS w_std, l.w_min AS w_min, l.w_max AS w_max, l.w_q05 AS w_q05,
        l.w_q50 AS w_q50, l.w_q95 AS w_q95, l.w_hist_edges AS w_hist_edges, l.w_hist_counts AS w_hist_counts,

@@ -33,7 +33,7 @@ def test_reduced_demo_end_to_end(cli_env, tmp_path, monkeypatch):
         assert set(versions(cli_env, model)) == trained
         for name in REPORTS:
             page = (out / model / f"{name}.html").read_text()
-            assert "data:image/png;base64," in page
+            assert "vegaEmbed('#figure-1'" in page and "What to look for" in page
         ensemble = (out / model / "ensemble.html").read_text()
         assert all(version in ensemble for version in sorted(trained)[:3])
         assert "mean fluctuation" in ensemble

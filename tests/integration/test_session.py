@@ -39,7 +39,7 @@ def test_dataframes_equal_the_cli(cli_env, model_name, tmp_path, monkeypatch):
         assert db.query(cypher, model=model_name).to_dict(orient="records") == printed
         report = db.report("learning-dynamics", model_name)
         page = report._repr_html_()
-        assert "<html>" in page and "data:image/png;base64," in page and "mlp-2" in page
+        assert "<html>" in page and "vegaEmbed('#figure-1'" in page and "mlp-2" in page
         assert [p.name for p in report.save(tmp_path / "r", "json")] == ["learning-dynamics.json"]
         with pytest.raises(NNGraphError, match="did you mean 'mlp-2'"):
             db.layers(model_name, "mlp-3")
