@@ -1,5 +1,6 @@
-"""A reduced demo end to end on the local default: every report exists and holds the versions
-trained; an existing output folder is refused; a rerun resumes without duplicates."""
+"""A reduced demo end to end on the local default: every report exists, holds the versions
+trained and reads in Chromium; an existing output folder is refused; a rerun resumes without
+duplicates."""
 
 import json
 
@@ -7,6 +8,7 @@ from click.testing import CliRunner
 
 from nngraph.cli import cli
 from nngraph.demo import tag
+from report_pages import check_report_page, chromium_page
 
 REPORTS = ("learning-dynamics", "strength", "link-weights", "activations", "ensemble", "centrality", "communities")
 
@@ -31,9 +33,11 @@ def test_reduced_demo_end_to_end(cli_env, tmp_path, monkeypatch):
     for architecture in ("mlp", "cnn"):
         model = f"test-demo-{architecture}-{tmp_path.name}"
         assert set(versions(cli_env, model)) == trained
-        for name in REPORTS:
-            page = (out / model / f"{name}.html").read_text()
-            assert "vegaEmbed('#figure-1'" in page and "What to look for" in page
+        with chromium_page() as browser:
+            for name in REPORTS:
+                page = (out / model / f"{name}.html").read_text()
+                assert "vegaEmbed('#figure-1'" in page and "What to look for" in page
+                check_report_page(browser, out / model / f"{name}.html")
         ensemble = (out / model / "ensemble.html").read_text()
         assert all(version in ensemble for version in sorted(trained)[:3])
         assert "mean fluctuation" in ensemble
