@@ -10,7 +10,7 @@ layer-by-version heatmap with a chosen layer's line beside it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import altair as alt
 import numpy as np
@@ -30,9 +30,10 @@ class Figure:
 
     chart: alt.TopLevelMixin
     rows: list[dict]
+    extra: dict[str, list[dict]] = field(default_factory=dict)  # further named datasets
 
     def spec(self) -> dict:
-        return {**self.chart.to_dict(), "datasets": {DATA: self.rows}}
+        return {**self.chart.to_dict(), "datasets": {DATA: self.rows, **self.extra}}
 
 
 DATA = "rows"
@@ -180,3 +181,29 @@ def side_by_side(rows: pd.DataFrame, value: str, title: str, labels: list[str], 
         y=alt.Y(f"{value}:Q", title=title), color=alt.Color("version:N", sort=names, title="version"),
         tooltip=["layer_label:N", "version:N", alt.Tooltip(f"{value}:Q", title=title, format=".4g")],
     ).properties(width=WIDTH), _data(rows, ["layer_label", "version", value]))
+
+
+def histogram(values, title: str) -> Figure:
+    """The distribution of one layer's values (its neurons' strengths, say)."""
+    rows = pd.DataFrame({"value": values})
+    return Figure(_chart().mark_bar().encode(
+        x=alt.X("value:Q", bin=alt.Bin(maxbins=40), title=title), y=alt.Y("count():Q", title="neurons"),
+        tooltip=[alt.Tooltip("count():Q", title="neurons")]).properties(width=WIDTH, height=220),
+        _data(rows, ["value"]))
+
+
+def neighbourhood(nodes: pd.DataFrame, links: pd.DataFrame) -> Figure:
+    """Neurons (x, y from a layered layout, layer, index, href) and the links between them
+    (x, y, x2, y2, weight): colour says the sign, thickness the size; a click opens a neuron."""
+    lines = alt.Chart(alt.NamedData(name="links")).mark_rule().encode(
+        x=alt.X("x:Q", axis=None), y=alt.Y("y:Q", axis=None), x2="x2:Q", y2="y2:Q",
+        color=alt.Color("sign:N", title="link weight", scale=alt.Scale(domain=["positive", "negative"],
+                                                                      range=["#1f77b4", "#d62728"])),
+        strokeWidth=alt.StrokeWidth("size:Q", title="|weight|", scale=alt.Scale(range=[0.3, 4])),
+        tooltip=["from:N", "to:N", alt.Tooltip("weight:Q", format=".4g")])
+    points = _chart().mark_circle(size=90, opacity=1).encode(
+        x="x:Q", y="y:Q", color=alt.Color("layer:O", title="layer", scale=alt.Scale(scheme="viridis")),
+        href="href:N", tooltip=["layer:O", "index:Q", "neuron:N"])
+    chart = alt.layer(lines, points).resolve_scale(color="independent").properties(width=WIDTH, height=420)
+    return Figure(chart, _data(nodes, ["x", "y", "layer", "index", "neuron", "href"]),
+                  {"links": _data(links, ["x", "y", "x2", "y2", "weight", "size", "sign", "from", "to"])})

@@ -37,7 +37,7 @@ def write(report: Report, directory: Path, fmt: str) -> list[Path]:
 
 
 @functools.cache
-def _vega_bundle() -> str:
+def vega_bundle() -> str:
     """Vega, Vega-Lite and vega-embed as one script (vl-convert bundles the versions it renders with)."""
     import vl_convert
 
@@ -50,7 +50,7 @@ def _png(figure) -> bytes:
     return vl_convert.vegalite_to_png(figure.spec(), scale=1.5)
 
 
-def _embed(number: int, figure) -> str:
+def embed(number: int, figure) -> str:
     """The script that draws one chart into its div; an error shows in the page, never silently blank."""
     spec = json.dumps(figure.spec()).replace("</", "<\\/")
     return (f"vegaEmbed('#figure-{number}', {spec}, {{renderer: 'svg', actions: {{export: true, source: false, "
@@ -66,6 +66,13 @@ def _coverage(report: Report) -> list[str]:
 
 
 def _html(report: Report, directory: Path) -> list[Path]:
+    path = directory / f"{report.name}.html"
+    path.write_text(page(report))
+    return [path]
+
+
+def page(report: Report) -> str:
+    """The report as one self-contained HTML page."""
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(report.title)}</title>"
              f"<style>{STYLE}</style></head><body><h1>{html.escape(report.title)}</h1>",
              f"<p class='meaning'>{html.escape(report.meaning)}</p>",
@@ -75,10 +82,10 @@ def _html(report: Report, directory: Path) -> list[Path]:
         parts.append("<h2>Measured</h2><ul>" + "".join(f"<li>{html.escape(f)}</li>" for f in report.findings)
                      + "</ul>")
     if report.figures:
-        parts.append(f"<script>{_vega_bundle()}</script>")
+        parts.append(f"<script>{vega_bundle()}</script>")
     for number, (caption, figure) in enumerate(report.figures, 1):
         parts.append(f"<figure><div id='figure-{number}' class='plot'></div>"
-                     f"<figcaption>{html.escape(caption)}</figcaption></figure><script>{_embed(number, figure)}</script>")
+                     f"<figcaption>{html.escape(caption)}</figcaption></figure><script>{embed(number, figure)}</script>")
     for name, table in report.tables.items():
         shown = table.head(MAX_HTML_ROWS)
         note = f" (first {MAX_HTML_ROWS} of {len(table)} rows; the JSON and CSV formats hold all)" \
@@ -87,9 +94,7 @@ def _html(report: Report, directory: Path) -> list[Path]:
                      + shown.to_html(index=False, float_format=lambda x: f"{x:.6g}", na_rep="") + "</div>")
     parts.append("<h2>Skipped</h2><ul>" + ("".join(f"<li>{html.escape(s)}</li>" for s in report.skipped)
                                           or "<li>nothing</li>") + "</ul></body></html>")
-    path = directory / f"{report.name}.html"
-    path.write_text("\n".join(parts))
-    return [path]
+    return "\n".join(parts)
 
 
 def _markdown(report: Report, directory: Path) -> list[Path]:

@@ -541,6 +541,24 @@ def report(name, model, versions, step_range, layers, out_dir, fmt, metric, bin_
         click.echo(f"wrote {path}")
 
 
+@cli.command()
+@click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True,
+              help="Port on 127.0.0.1 (0: a free one).")
+@click.option("--open", "open_browser", is_flag=True, help="Open the printed URL in a browser.")
+@connection_options
+def serve(port, open_browser, uri, user, password, database):
+    """Serve a read-only web app and JSON API over the store, on 127.0.0.1 with a token.
+
+    Models, versions (sorted, filtered), a version's layers and skipped modules, a layer's
+    neurons, a neuron's links and neighbourhood, the canned queries as forms, every report live;
+    /api/... gives the same as JSON (OpenAPI at /api/openapi.json)."""
+    from nngraph.session import Session
+    from nngraph.web.serve import serve as run
+
+    open_store(uri, user, password, database).close()  # a wrong address or password fails here, in one line
+    run(lambda: Session(open_store(uri, user, password, database)), port, open_browser, echo=click.echo)
+
+
 def _numbers(kind):
     def parse(ctx, param, value):
         try:

@@ -5,6 +5,10 @@ class NNGraphError(Exception):
     """A failure with a message that says what went wrong and what to do about it."""
 
 
+class Unreachable(NNGraphError):
+    """The database did not answer (down, restarting, or a wrong address)."""
+
+
 def first_line(exc: BaseException) -> str:
     """The first line of an exception's message (a library's messages can run to pages)."""
     text = str(exc).strip()

@@ -63,11 +63,11 @@ class Session:
         return frame
 
     def layers(self, model: str, version: str):
-        rows = self.store.read(LAYERS, {"version": self._uid(model, version)})
+        rows = self.store.read(LAYERS, {"version": self.uid(model, version)})
         return self._frame([row["properties"] for row in rows])
 
     def neurons(self, model: str, version: str, layer: int):
-        rows = self.store.read(NEURONS, {"version": self._uid(model, version), "layer": int(layer)})
+        rows = self.store.read(NEURONS, {"version": self.uid(model, version), "layer": int(layer)})
         if not rows:
             raise NNGraphError(f"{model} {version} has no layer {layer}: `layers()` lists its layers")
         return self._frame([row["properties"] for row in rows])
@@ -82,7 +82,8 @@ class Session:
 
         return ReportView(reports.build(self.store, name, model, reports.Options(**options)))
 
-    def _uid(self, model: str, version: str) -> str:
+    def uid(self, model: str, version: str) -> str:
+        """The uid of a stored version; unknown names get the closest stored ones."""
         uids = {row["tag"]: row["uid"] for row in self.store.read(VERSION_UID, {"model": model})}
         if not uids:
             from nngraph.queries import unknown_model
@@ -120,8 +121,6 @@ class ReportView:
         return render.write(self.report, Path(directory), fmt)
 
     def _repr_html_(self) -> str:
-        import tempfile
+        from nngraph.analysis import render
 
-        with tempfile.TemporaryDirectory() as directory:
-            (page,) = self.save(directory, "html")
-            return page.read_text()
+        return render.page(self.report)

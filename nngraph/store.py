@@ -17,7 +17,7 @@ import time
 from contextlib import contextmanager
 
 from nngraph.config import Connection
-from nngraph.errors import NNGraphError
+from nngraph.errors import NNGraphError, Unreachable
 from nngraph.limits import query_timeout
 from nngraph.readonly import check_read_only
 
@@ -176,7 +176,7 @@ class Store:
             raise NNGraphError(f"{self.where} refused the user name or password: check --user/--password "
                                "or NEO4J_USERNAME/NEO4J_PASSWORD") from None
         except errors.ServiceUnavailable as exc:
-            raise NNGraphError(f"cannot reach {self.where} ({_one_line(exc)}): is the server running, and are "
+            raise Unreachable(f"cannot reach {self.where} ({_one_line(exc)}): is the server running, and are "
                                "--uri or NEO4J_URI right?") from None
         except errors.CypherSyntaxError as exc:
             raise NNGraphError(f"Cypher syntax error: {_one_line(exc.message)}") from None

@@ -49,6 +49,30 @@ def unknown_model(store, model: str):
     return NNGraphError(f"no model {model!r} is stored{closest(model, names)}; `nngraph models` lists them")
 
 
+PARAMETER = r"(\w+) \((string or null|string|tag|integer|number)(?:: ([^)]*))?\)"
+KINDS = {"string": str, "tag": str, "string or null": str, "integer": int, "number": float}
+
+
+def parameters_of(query: dict) -> list[dict]:
+    """The typed parameters of a canned query's header: `name (type[: what it is])`, type one of
+    string, tag, integer, number, 'string or null'."""
+    import re
+
+    return [{"name": name, "type": kind, "about": about or ""}
+            for name, kind, about in re.findall(PARAMETER, query["parameters"])]
+
+
+def typed_value(parameter: dict, text: str):
+    """A parameter's value from text (a form field), or ValueError naming the type expected."""
+    if parameter["type"] == "string or null" and text == "":
+        return None
+    try:
+        return KINDS[parameter["type"]](text)
+    except ValueError:
+        raise ValueError(f"{parameter['name']}: expected {'an' if parameter['type'] == 'integer' else 'a'} "
+                         f"{parameter['type']}, got {text!r}") from None
+
+
 def canned_text(name: str) -> str:
     from nngraph.errors import NNGraphError
 

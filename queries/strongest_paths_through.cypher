@@ -1,6 +1,6 @@
 // name: strongest-paths-through
 // description: The strongest two-link paths (largest |w_in * w_out|) through one neuron of a version: which inputs reach which outputs through it. Bounded by construction: at most its fan-in times its fan-out paths are formed.
-// parameters: model (string), version (tag), layer (the neuron's layer), neuron (its index), limit (integer)
+// parameters: model (string), version (tag), layer (integer: the neuron's layer), neuron (integer: its index), limit (integer)
 MATCH (:Model {name: $model})-[:HAS_VERSION]->(v:Version {tag: $version})
 MATCH (n:Neuron {version: v.uid, layer: $layer, index: $neuron})
 MATCH (a:Neuron)-[r_in:LINK]->(n)

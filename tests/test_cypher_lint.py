@@ -21,7 +21,7 @@ from nngraph.queries import statements
 
 ROOT = Path(__file__).resolve().parent.parent
 LINTER = ROOT / "tests" / "cypher_lint"
-SOURCE_DIRS = {"nngraph": "nngraph", "ingest": "nngraph.ingest", "analysis": "nngraph.analysis"}
+SOURCE_DIRS = {"nngraph": "nngraph", "nngraph/web": "nngraph.web", "ingest": "nngraph.ingest", "analysis": "nngraph.analysis"}
 CYPHER_START = re.compile(r"^\s*(MATCH|OPTIONAL MATCH|RETURN|CALL|CREATE|MERGE|UNWIND|WITH)\b", re.MULTILINE)
 
 
