@@ -65,7 +65,7 @@ def per_bin_quantities(rows: pd.DataFrame, bins: dict[str, str], order: list[str
 
 
 def activations(store, model: str, options) -> "Report":
-    from .reports import _report, _with_x, chosen_rows  # reports.py imports this module: its helpers are read at call time
+    from .reports import _report, _with_x, chosen_rows  # reports.py imports this module: read at call time
 
     frame = chosen_rows(store, model, options)
     measured = measured_rows(frame, model, options.mixed_data)

@@ -127,7 +127,7 @@ def densities(rows: pd.DataFrame, key: str, key_title: str, keys: list[str], qua
     label: a label repeated on every bin was a third of the page."""
     named = dict(zip(rows["layer"], rows["layer_label"]))
     present = [(layer, label) for layer, label in sorted(named.items())]
-    shown = keys if len(keys) <= MAX_CURVES else [keys[i] for i in np.linspace(0, len(keys) - 1, MAX_CURVES).astype(int)]
+    shown = keys if len(keys) <= MAX_CURVES else [keys[int(i)] for i in np.linspace(0, len(keys) - 1, MAX_CURVES)]
     part = rows[rows[key].isin(shown)].assign(middle=lambda f: (f["bin_low"] + f["bin_high"]) / 2,
                                                 order=lambda f: f[key].map({k: i for i, k in enumerate(keys)}))
     choice = alt.param(name="layer", value=present[-1][0], bind=alt.binding_select(

@@ -84,8 +84,8 @@ def page(report: Report) -> str:
     if report.figures:
         parts.append(f"<script>{vega_bundle()}</script>")
     for number, (caption, figure) in enumerate(report.figures, 1):
-        parts.append(f"<figure><div id='figure-{number}' class='plot'></div>"
-                     f"<figcaption>{html.escape(caption)}</figcaption></figure><script>{embed(number, figure)}</script>")
+        parts.append(f"<figure><div id='figure-{number}' class='plot'></div><figcaption>{html.escape(caption)}"
+                     f"</figcaption></figure><script>{embed(number, figure)}</script>")
     for name, table in report.tables.items():
         shown = table.head(MAX_HTML_ROWS)
         note = f" (first {MAX_HTML_ROWS} of {len(table)} rows; the JSON and CSV formats hold all)" \

@@ -190,10 +190,10 @@ def ensemble(store, model: str, options: Options) -> Report:
         subset = subset[subset["quantity"] == quantity] if len(subset) else subset
         if len(subset):
             fixed = quantity in activation_reports.QUANTITIES.values()  # on the fixed grid, log-spaced
+            chart = _density_chart(report, subset, quantity, key="bin", keys=order,
+                                   key_title=f"{options.metric} bin", symlog=fixed)
             report.figures.append((f"Pooled {quantity} distribution of the chosen layer, one curve per "
-                                   f"{options.metric} bin", _density_chart(report, subset, quantity, key="bin",
-                                                                           keys=order, key_title=f"{options.metric} bin",
-                                                                           symlog=fixed)))
+                                   f"{options.metric} bin", chart))
     return report
 
 

@@ -22,8 +22,9 @@ RETURN other.layer AS layer, other.index AS index, r.weight AS weight ORDER BY a
     "out": """MATCH (n:Neuron {uid: $uid})-[r:LINK]->(other:Neuron)
 RETURN other.layer AS layer, other.index AS index, r.weight AS weight ORDER BY abs(r.weight) DESC LIMIT $limit""",
 }
-LINK_COUNTS = {"in": "MATCH (:Neuron {uid: $uid})<-[r:LINK]-() RETURN count(r) AS links",
-               "out": "MATCH (:Neuron {uid: $uid})-[r:LINK]->() RETURN count(r) AS links"}
+# `WITH n MATCH`: ArcadeDB planned the one-pattern count as a scan (150 ms on a small store; 4.5 ms so)
+LINK_COUNTS = {"in": "MATCH (n:Neuron {uid: $uid}) WITH n MATCH (n)<-[r:LINK]-() RETURN count(r) AS links",
+               "out": "MATCH (n:Neuron {uid: $uid}) WITH n MATCH (n)-[r:LINK]->() RETURN count(r) AS links"}
 NEURON = "MATCH (n:Neuron {uid: $uid}) RETURN properties(n) AS properties"
 SKIPPED = """MATCH (v:Version {uid: $uid})-[:SKIPPED]->(s:Skipped)
 RETURN s.name AS name, s.kind AS kind, s.reason AS reason ORDER BY name"""

@@ -65,8 +65,9 @@ def long_run(cli_env):
     rises and a seed that never changes (a setting, not a measurement)."""
     model = f"long-{uuid.uuid4().hex[:6]}"
     generator = torch.Generator().manual_seed(0)
-    start = {f"{i}.weight": torch.randn(o, n, generator=generator) / n ** 0.5 for i, (n, o) in
-             enumerate([(64, 32), (32, 16), (16, 10)])} | {f"{i}.bias": torch.zeros(o) for i, o in enumerate([32, 16, 10])}
+    widths = [(64, 32), (32, 16), (16, 10)]
+    start = {f"{i}.weight": torch.randn(o, n, generator=generator) / n ** 0.5 for i, (n, o) in enumerate(widths)}
+    start |= {f"{i}.bias": torch.zeros(o) for i, (_, o) in enumerate(widths)}
     topology = from_state_dict(start, "long-run")
     patch, store = _store_of(cli_env)
     try:
