@@ -84,12 +84,11 @@ def versions(session, model: str, tag: str | None = None, steps: str | None = No
 
 def version(session, model: str, tag: str) -> dict:
     """A version: its properties, its layers in forward order, its skipped modules, the analyses
-    run on it (the numeric neuron properties beyond the ones ingest writes)."""
+    run on it (`nngraph analyze` records each run's parameters as <property>_parameters)."""
     uid = session.uid(model, tag)
     properties = session.store.read(VERSION, {"uid": uid})[0]["properties"]
     layers = session.layers(model, tag)
-    analyses = sorted({k.removesuffix("_modularity") for k in properties if k.endswith("_modularity")}
-                      | {k for k in properties if k.startswith(("pagerank", "betweenness", "community_"))})
+    analyses = sorted(k.removesuffix("_parameters") for k in properties if k.endswith("_parameters"))
     return {"uid": uid, "properties": properties, "layers": layers,
             "skipped": session.store.read(SKIPPED, {"uid": uid}), "analyses": analyses}
 

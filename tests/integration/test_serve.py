@@ -73,7 +73,8 @@ def test_a_person_walks_from_model_to_neighbourhood_in_chromium(served):
         page.click(f"table a:text-is('{model}')")
         assert page.locator("table tbody tr").count() == 3  # the versions, filled
         page.click("table a:text-is('mlp-3')")
-        assert "Layers, in forward order" in page.inner_text("body")
+        body = page.inner_text("body")
+        assert "Layers, in forward order" in body and "Analyses run\n\npagerank" in body
         page.locator("table").first.locator("tbody tr").nth(1).locator("a").click()  # layer 1
         page.wait_for_selector("#plot-1 svg.marks")
         assert page.locator("#plot-1 g.mark-rect > path").count() > 0  # the strength histogram
