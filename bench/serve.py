@@ -9,13 +9,10 @@ Run: python bench/serve.py [--versions N] [--edges E] [--repeat R]   (uses a thr
 
 import argparse
 import secrets
-import socket
 import statistics
-import threading
 import time
 
 import httpx
-import uvicorn
 
 from nngraph.config import resolve_connection
 from nngraph.ingest import compute_metrics
@@ -24,7 +21,7 @@ from nngraph.ingest.topology import from_state_dict
 from nngraph.ingest.writer import write_version
 from nngraph.session import Session
 from nngraph.store import Store
-from nngraph.web.app import create_app
+from nngraph.web.serve import in_background
 
 from ingest import mlp_tensors, throwaway_store  # noqa: E402 (bench/ingest.py)
 
@@ -62,32 +59,28 @@ def main():
     with throwaway_store() as store:
         last = store_model(store, args.versions, args.edges)
         token = secrets.token_urlsafe(16)
-        app = create_app(lambda: Session(Store.open(resolve_connection())), token)
-        listener = socket.socket()
-        listener.bind(("127.0.0.1", 0))
-        server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-        threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True).start()
-        while not server.started:
-            time.sleep(0.05)
-        client = httpx.Client(base_url=f"http://127.0.0.1:{listener.getsockname()[1]}", timeout=120,
-                              cookies={"nngraph_token": token})
-        session = Session(store)
-        reference, _ = timed(lambda: session.versions("mlp"), args.repeat)
-        print(f"reference, the versions DataFrame through the Session: median {reference * 1000:.0f} ms")
-        version = f"/models/mlp/versions/{last}"
-        pages = {"models": "/", f"versions ({args.versions} rows)": "/models/mlp",
-                 "versions filtered": "/models/mlp?tag=v00*",
-                 "version": version, "layer": f"{version}/layers/1", "neuron, depth 1": f"{version}/layers/1/neurons/0",
-                 "neuron, depth 2": f"{version}/layers/1/neurons/0?depth=2",
-                 "canned query": f"/queries/strength-growth?model=mlp&before=v0000&after={last}&limit=20",
-                 "api versions": "/api/models/mlp/versions", "api neurons": f"/api{version}/layers/1/neurons",
-                 "api neuron": f"/api{version}/layers/1/neurons/0"}
-        print(f"{'page':24} {'median':>9} {'p95':>9}  vs reference (target: every page < 1 s)")
-        for name, path in pages.items():
-            assert client.get(path).status_code == 200, path
-            median, p95 = timed(lambda: client.get(path), args.repeat)
-            print(f"{name:24} {median * 1000:7.0f} ms {p95 * 1000:7.0f} ms  {median / reference:5.1f}x")
-        server.should_exit = True
+        with in_background(lambda: Session(Store.open(resolve_connection())), token) as served:
+            time_pages(httpx.Client(base_url=served.base, timeout=120, cookies={"nngraph_token": token}),
+                       Session(store), last, args)
+
+
+def time_pages(client, session, last: str, args) -> None:
+    """Median and 95th percentile of every page and endpoint, against the Session read."""
+    reference, _ = timed(lambda: session.versions("mlp"), args.repeat)
+    print(f"reference, the versions DataFrame through the Session: median {reference * 1000:.0f} ms")
+    version = f"/models/mlp/versions/{last}"
+    pages = {"models": "/", f"versions ({args.versions} rows)": "/models/mlp",
+             "versions filtered": "/models/mlp?tag=v00*",
+             "version": version, "layer": f"{version}/layers/1", "neuron, depth 1": f"{version}/layers/1/neurons/0",
+             "neuron, depth 2": f"{version}/layers/1/neurons/0?depth=2",
+             "canned query": f"/queries/strength-growth?model=mlp&before=v0000&after={last}&limit=20",
+             "api versions": "/api/models/mlp/versions", "api neurons": f"/api{version}/layers/1/neurons",
+             "api neuron": f"/api{version}/layers/1/neurons/0"}
+    print(f"{'page':24} {'median':>9} {'p95':>9}  vs reference (target: every page < 1 s)")
+    for name, path in pages.items():
+        assert client.get(path).status_code == 200, path
+        median, p95 = timed(lambda: client.get(path), args.repeat)
+        print(f"{name:24} {median * 1000:7.0f} ms {p95 * 1000:7.0f} ms  {median / reference:5.1f}x")
 
 
 if __name__ == "__main__":

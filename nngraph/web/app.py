@@ -140,12 +140,11 @@ def create_app(open_session, token: str) -> Starlette:
         model = request.path_params["model"]
         tag, steps, sort = (request.query_params.get(k) or None for k in ("tag", "steps", "sort"))
         descending = request.query_params.get("desc") == "1"
-        total = len(session.versions(model))
-        problem = None
+        stored, problem = explore.versions(session, model), None
         try:
-            frame = explore.versions(session, model, tag, steps, sort, descending)
+            frame = explore.chosen(stored, tag, steps, sort, descending)
         except ValueError as exc:
-            problem, frame = str(exc), explore.versions(session, model)
+            problem, frame = str(exc), stored
         rows = _records(frame)
         tags = list(frame["version"])
         chosen = {"versions": tag} if tag else {}
@@ -157,7 +156,7 @@ def create_app(open_session, token: str) -> Starlette:
 
         pair = tags[:1] + tags[-1:] if len(tags) > 1 else tags * 2
         return page("versions.html", request, title=f"{model}: versions", crumbs=[(model, request.url.path)],
-                    rows=rows, total=total, columns=list(frame.columns.drop("model", errors="ignore")),
+                    rows=rows, total=len(stored), columns=list(frame.columns.drop("model", errors="ignore")),
                     tag=tag, steps=steps, sort=sort, problem=problem, reports=list(reports.REPORTS),
                     report_link=lambda name: link(request, "report", chosen, model=model, name=name),
                     compare_link=link(request, "report", {"versions": ",".join(pair)}, model=model, name="compare"),
@@ -193,9 +192,10 @@ def create_app(open_session, token: str) -> Starlette:
     @guarded
     def neuron(request, session):
         model, tag, layer_index, index = (request.path_params[k] for k in ("model", "tag", "layer", "index"))
-        depth = int(request.query_params.get("depth", 1))
-        if not 1 <= depth <= explore.MAX_DEPTH:
-            raise ValueError(f"depth {depth}: choose 1 to {explore.MAX_DEPTH}")
+        asked = request.query_params.get("depth", "1")
+        if not (asked.isdigit() and 1 <= int(asked) <= explore.MAX_DEPTH):
+            raise ValueError(f"depth {asked}: choose 1 to {explore.MAX_DEPTH}")
+        depth = int(asked)
         found = explore.neuron(session, model, tag, layer_index, index)
         graph = explore.neighbourhood(session, found["uid"], depth)
         href = lambda layer_, index_: link(request, "neuron", model=model, tag=tag, layer=layer_,  # noqa: E731
@@ -271,8 +271,8 @@ def create_app(open_session, token: str) -> Starlette:
           200:
             description: The model's versions in step order, with their stored metrics.
         """
-        frame = explore.versions(session, request.path_params["model"], request.query_params.get("tag"),
-                                 request.query_params.get("steps"))
+        frame = explore.chosen(explore.versions(session, request.path_params["model"]),
+                               request.query_params.get("tag"), request.query_params.get("steps"))
         return JSONResponse(_records(frame))
 
     @guarded

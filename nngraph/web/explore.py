@@ -52,15 +52,19 @@ def models(session) -> list[dict]:
     return found
 
 
-def versions(session, model: str, tag: str | None = None, steps: str | None = None,
-             sort: str | None = None, descending: bool = False) -> pd.DataFrame:
-    """A model's versions with their stored metrics, filtered by a tag pattern and a step range
-    FIRST:LAST, sorted by any column."""
+def versions(session, model: str) -> pd.DataFrame:
+    """A model's versions in step order with their stored metrics."""
     frame = session.versions(model)
     metrics = session.query(VERSION_METRICS, model=model)
     by_tag = {row["version"]: {k: v for k, v in row["properties"].items() if k.startswith("metric_")}
               for row in metrics.to_dict("records")}
     frame = pd.concat([frame, pd.DataFrame([by_tag.get(t, {}) for t in frame["version"]], index=frame.index)], axis=1)
+    return frame.drop(columns=["uid"], errors="ignore")
+
+
+def chosen(frame: pd.DataFrame, tag: str | None = None, steps: str | None = None, sort: str | None = None,
+           descending: bool = False) -> pd.DataFrame:
+    """Versions filtered by a tag pattern and a step range FIRST:LAST, sorted by any column."""
     if tag:
         frame = frame[[fnmatch.fnmatchcase(t, tag) for t in frame["version"]]]
     if steps:
@@ -79,7 +83,7 @@ def versions(session, model: str, tag: str | None = None, steps: str | None = No
         if sort not in frame.columns:
             raise ValueError(f"sort {sort!r}: choose a column, one of {', '.join(frame.columns)}")
         frame = frame.sort_values(sort, ascending=not descending, na_position="last", kind="stable")
-    return frame.drop(columns=["uid"], errors="ignore")
+    return frame
 
 
 def version(session, model: str, tag: str) -> dict:

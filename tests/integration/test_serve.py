@@ -6,14 +6,10 @@ no writes, parameters never spliced into Cypher, one clear page for every wrong 
 import html
 import json
 import secrets
-import socket
-import threading
-import time
 import uuid
 
 import httpx
 import pytest
-import uvicorn
 from click.testing import CliRunner
 
 from models import save_small_mlp
@@ -21,7 +17,7 @@ from nngraph.cli import cli
 from nngraph.config import resolve_connection
 from nngraph.session import Session
 from nngraph.store import Store
-from nngraph.web.app import create_app
+from nngraph.web.serve import in_background
 from report_pages import chromium_page
 from servers import apply
 
@@ -47,18 +43,8 @@ def served(cli_env, tmp_path_factory):
     patch = pytest.MonkeyPatch()
     apply(cli_env, patch)
     token = secrets.token_urlsafe(16)
-    app = create_app(lambda: Session(Store.open(resolve_connection())), token)
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    base = f"http://127.0.0.1:{listener.getsockname()[1]}"
-    yield {"base": base, "token": token, "model": model, "listener": listener}
-    server.should_exit = True
-    thread.join(10)
+    with in_background(lambda: Session(Store.open(resolve_connection())), token) as served:
+        yield {"base": served.base, "token": token, "model": model, "listener": served.listener}
     patch.undo()
 
 
@@ -143,6 +129,7 @@ def test_the_token_is_required_and_nothing_can_write(served, cli_env):
     ("/models/{model}/versions/mlp-1/layers/9", 404, "has no layer 9"),
     ("/models/{model}/versions/mlp-1/layers/1/neurons/999", 404, "has no neuron 999"),
     ("/models/{model}/versions/mlp-1/layers/1/neurons/0?depth=7", 400, "depth 7: choose 1 to 3"),
+    ("/models/{model}/versions/mlp-1/layers/1/neurons/0?depth=two", 400, "depth two: choose 1 to 3"),
     ("/models/{model}?steps=a:b", 200, "steps 'a:b': expected FIRST:LAST"),
     ("/queries/strength-growth?model={model}&before=mlp-1&after=mlp-2&limit=x", 400, "limit: expected an integer"),
     ("/queries/no-such-query", 404, "no canned query 'no-such-query'"),
