@@ -39,16 +39,20 @@ class Figure:
 DATA = "rows"
 
 
+def _value(value):
+    """A value as a chart draws it: floats at 4 significant digits, as the hover shows them (the
+    tables keep every digit), NaN as null, numpy scalars as Python ones."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return None if value != value else float(f"{value:.4g}")
+    return value
+
+
 def _data(frame: pd.DataFrame, columns: list[str]) -> list[dict]:
-    """The rows a chart draws, floats at 4 significant digits, as the hover shows them (the tables keep
-    every digit)."""
-    part = {}
-    for column in columns:
-        values = frame[column].tolist()
-        if pd.api.types.is_float_dtype(frame[column]):
-            values = [None if v != v else float(f"{v:.4g}") for v in values]
-        part[column] = [v.item() if isinstance(v, np.generic) else v for v in values]
-    return [dict(zip(columns, row)) for row in zip(*part.values())]
+    """The rows a chart draws."""
+    part = [[_value(v) for v in frame[column].tolist()] for column in columns]
+    return [dict(zip(columns, row)) for row in zip(*part)]
 
 
 def _curves(frame: pd.DataFrame, keys: list[str], arrays: list[str]) -> list[dict]:
@@ -56,8 +60,8 @@ def _curves(frame: pd.DataFrame, keys: list[str], arrays: list[str]) -> list[dic
     not repeated on every point, which made pages of many curves three times larger."""
     rows = []
     for values, group in frame.groupby(keys, sort=False):
-        row = {key: value.item() if isinstance(value, np.generic) else value for key, value in zip(keys, values)}
-        rows.append(row | {name: [float(f"{v:.4g}") for v in group[name]] for name in arrays})
+        row = {key: _value(value) for key, value in zip(keys, values)}
+        rows.append(row | {name: [_value(v) for v in group[name]] for name in arrays})
     return rows
 
 

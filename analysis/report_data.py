@@ -40,8 +40,8 @@ def select_layers(frame: pd.DataFrame, layers: str | None) -> pd.DataFrame:
     if re.fullmatch(r"[\d,:\s]+", layers):
         chosen = set()
         for part in filter(None, (p.strip() for p in layers.split(","))):
-            first, _, last = part.partition(":")
-            chosen |= set(range(int(first or 0), int(last or stored["layer"].max()) + 1)) if _ else {int(first)}
+            first, colon, last = part.partition(":")
+            chosen |= set(range(int(first or 0), int(last or stored["layer"].max()) + 1)) if colon else {int(first)}
         keep = stored["layer"].isin(chosen)
     else:
         keep = [fnmatch.fnmatchcase(str(name), layers) or fnmatch.fnmatchcase(str(block), layers)

@@ -124,13 +124,14 @@ def ensemble(store, model: str, options: Options) -> Report:
     per_version = frame.drop_duplicates("version").set_index("version")
     stored = per_version[column] if column in per_version else pd.Series(np.nan, index=per_version.index)
     lacking = stored.index[stored.isna()].tolist()
+    stored_metrics = [c.removeprefix("metric_") for c in metric_columns(frame)]
+    if lacking and not stored_metrics:
+        raise NNGraphError("no version stores a numeric metric to bin by: ingest versions with --metric key=value "
+                           "(test_accuracy, say) to compare them by it")
     if lacking:
         raise NNGraphError(f"{len(lacking)} version(s) have no metric {options.metric!r} to bin by: "
                            f"{', '.join(lacking[:10])}{' ...' if len(lacking) > 10 else ''}; choose --metric from "
-                           f"{', '.join(c.removeprefix('metric_') for c in metric_columns(frame))} "
-                           "or leave those versions out with --versions" if metric_columns(frame) else
-                           "no version stores a numeric metric to bin by: ingest versions with --metric key=value "
-                           "(test_accuracy, say) to compare them by it")
+                           f"{', '.join(stored_metrics)} or leave those versions out with --versions")
     if options.bin_width <= 0:
         raise NNGraphError("--bin-width must be positive")
     bins = {v: _bin_label(per_version.loc[v, column], options.bin_width) for v in per_version.index}
@@ -230,7 +231,7 @@ def _ensemble_findings(report: Report, order: list[str]) -> list[str]:
 
 def centrality(store, model: str, options: Options) -> Report:
     prop = options.prop or "pagerank"
-    report, frame, values = _neuron_report(
+    report, _, values = _neuron_report(
         store, model, options, "centrality", prop, f"Centrality ({prop}): top neurons and how rankings move",
         f"The neurons with the highest {prop} per layer and version, and Spearman's rank correlation of each "
         "layer's scores between consecutive versions (1: the ranking did not move; near 0: it was reshuffled).")
@@ -252,7 +253,7 @@ def centrality(store, model: str, options: Options) -> Report:
     if moves:
         pairs = report.tables["rank_correlation"]
         rows = pairs.assign(version=pairs["to"], x=pairs["to"].map({v: i for i, v in enumerate(report.versions)}),
-                            run="pairs", layer_label=pairs["layer"].map(_label_of(frame)))
+                            run="pairs", layer_label=pairs["layer"].map(_label_of(report)))
         report.figures.append(("Rank correlation with the previous version, per layer", charts.over_versions(
             rows, "spearman", "Spearman rank correlation with the previous version", report.layer_labels,
             report.versions[1:], "version (in step order)")))
@@ -322,7 +323,7 @@ def compare(store, model: str, options: Options) -> Report:
         table = table.reindex(table["change"].abs().sort_values(ascending=False).index).head(20)
     report.tables["changed_neurons"] = table.reset_index(drop=True)
 
-    labels = _label_of(frame)
+    labels = _label_of(report)
     pairs = pd.concat([pd.DataFrame({"layer_label": merged["layer"].map(labels), "version": name,
                                      "fluctuation": merged[f"fluctuation_{side}"]}) for side, name in zip("ab", names)])
     report.figures.append(("Fluctuation per layer, side by side", charts.side_by_side(
@@ -388,8 +389,8 @@ def _report(name, title, model, frame, meaning) -> Report:
                   sorted(int(x) for x in set(frame["layer"])), layer_labels(frame), list(dict.fromkeys(frame["uid"])))
 
 
-def _label_of(frame) -> dict[int, str]:
-    return dict(zip(frame["layer"], frame["layer_label"]))
+def _label_of(report: Report) -> dict[int, str]:
+    return dict(zip(report.layers, report.layer_labels))
 
 
 def _neuron_report(store, model, options, name, prop, title, meaning) -> tuple[Report, pd.DataFrame, dict]:
@@ -463,6 +464,5 @@ def _with_x(frame) -> tuple[pd.DataFrame, str]:
 
 
 def _density_chart(report: Report, table, quantity, key="version", keys=None, key_title="version", symlog=False):
-    labels = dict(zip(report.layers, report.layer_labels))
-    return charts.densities(table.assign(layer_label=table["layer"].map(labels)), key, key_title,
+    return charts.densities(table.assign(layer_label=table["layer"].map(_label_of(report))), key, key_title,
                             keys or report.versions, quantity, symlog)
