@@ -441,12 +441,12 @@ def _node_biases(topology, tensors) -> dict:
     without the bias leaves out."""
     import torch
 
-    from .folding import effective
+    from .folding import folded
 
     biases = {}
     for layer in topology.weight_layers:
         channels = topology.node_layers[layer.src].shape[0]
-        _, bias = effective(layer, tensors, channels)
+        bias = folded(layer, tensors, channels).bias
         if bias is None:
             continue
         dst = topology.node_layers[layer.dst]

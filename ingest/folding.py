@@ -10,6 +10,7 @@ are a diagonal, kept as its vector. Average pooling is a fixed depthwise kernel.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from math import prod
 from typing import Mapping
@@ -43,12 +44,37 @@ class Affine:
         return scale, shift if self.with_shift else torch.zeros_like(shift)
 
 
-def effective(layer, tensors: Mapping, channels: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(weight, bias) of a weight layer as its links carry them. `channels`: the input channels of
-    a pooling layer (its kernel is fixed, not stored)."""
+@dataclass(frozen=True)
+class Folded:
+    """A weight layer's links as its stored weight with the scales folded into them:
+    `diag(row_scale) weight diag(col_scale)` (None: no scale; identity links: both per link), and
+    the bias with every shift folded in. Kept apart, a pass over the weight can fold them as it
+    reads (fused_sums.py) instead of copying the weight first."""
+
+    weight: torch.Tensor
+    bias: torch.Tensor | None
+    row_scale: torch.Tensor | None = None
+    col_scale: torch.Tensor | None = None
+
+    def tensors(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(weight, bias) as the links carry them."""
+        weight = self.weight
+        if self.col_scale is not None:
+            weight = weight * self.col_scale
+        if self.row_scale is not None:
+            weight = weight * self.row_scale.reshape(-1, *([1] * (weight.dim() - 1)))
+        return weight, self.bias
+
+
+def folded(layer, tensors: Mapping, channels: int, maps: dict | None = None) -> Folded:
+    """The weight layer's stored weight, the scales to fold into it and its bias. `channels`: the
+    input channels of a pooling layer (its kernel is fixed, not stored). `maps` keeps each affine
+    map's (scale, shift) across the layers of one version: a norm is read by several layers (q, k,
+    v and a residual)."""
+    maps = {} if maps is None else maps
     if layer.kind.startswith("avgpool"):
         kernel = torch.full((channels, 1, *layer.kernel), 1.0 / prod(layer.kernel), dtype=torch.float64)
-        return kernel, None
+        return Folded(kernel, None)
     weight = _base_weight(layer, tensors, channels)
     dtype = weight.dtype if weight.dtype in (torch.float32, torch.float64) else torch.float32
     weight = weight.to(dtype)
@@ -59,34 +85,51 @@ def effective(layer, tensors: Mapping, channels: int) -> tuple[torch.Tensor, tor
             part = part[layer.rows[0]:layer.rows[1]]
         bias = part if bias is None else bias + part
     identity = layer.kind == "identity"
+    col_scale = row_scale = None
     for affine in reversed(layer.in_affines):  # the links read g * x + beta, of the last map applied
-        gain, beta = affine.scale_shift(tensors, _read_nodes(layer, weight), dtype)
+        gain, beta = _scale_shift(maps, affine, tensors, _read_nodes(layer, weight), dtype)
         if identity:
             sources = layer.identity_sources()
             gain, beta = gain[sources], beta[sources]
+        if col_scale is not None:  # beta is read through the gains already folded
+            beta = beta * col_scale
         shifted = weight * beta if identity else weight @ beta
         bias = shifted if bias is None else bias + shifted
-        weight = weight * gain if identity else weight * gain[None, :]
+        col_scale = gain if col_scale is None else col_scale * gain
     for affine in layer.out_affines:  # the nodes entered become s * y + t
-        scale, shift = affine.scale_shift(tensors, weight.shape[0], dtype)
-        weight = weight * scale.reshape(-1, *([1] * (weight.dim() - 1)))
+        scale, shift = _scale_shift(maps, affine, tensors, weight.shape[0], dtype)
+        row_scale = scale if row_scale is None else row_scale * scale
         bias = shift if bias is None else bias * scale + shift
-    return weight, bias
+    return Folded(weight, bias, row_scale, col_scale)
+
+
+def _scale_shift(maps: dict, affine: Affine, tensors: Mapping, size: int, dtype):
+    key = (id(affine), size, dtype)  # the topology's own objects: hashing their fields cost more
+    found = maps.get(key)
+    if found is None:
+        found = maps[key] = affine.scale_shift(tensors, size, dtype)
+    return found
 
 
 def _read_nodes(layer, weight) -> int:
-    return int(layer.identity_sources().max()) + 1 if layer.kind == "identity" else weight.shape[-1]
+    return layer.identity_reads if layer.kind == "identity" else weight.shape[-1]
 
 
 def _base_weight(layer, tensors: Mapping, channels: int) -> torch.Tensor:
     if layer.kind == "identity":
-        return torch.ones(layer.size, dtype=torch.float32)
+        return _ones(layer.size)
     weight = tensors[layer.weight_key]
     if layer.transposed:  # stored (in, out), as GPT-2's Conv1D keeps it
         weight = weight.t()
     if layer.rows is not None:
         weight = weight[layer.rows[0]:layer.rows[1]]
     return weight
+
+
+@functools.lru_cache(maxsize=256)
+def _ones(size: int) -> torch.Tensor:
+    """Identity links' weights before folding; shared, so never written in place."""
+    return torch.ones(size, dtype=torch.float32)
 
 
 def needed_keys(layer) -> list[str]:

@@ -7,12 +7,14 @@ training run differ only in their state_dicts.
 
 from __future__ import annotations
 
+import functools
+
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from nngraph.errors import NNGraphError
 
-from .folding import Affine, effective, needed_keys
+from .folding import Affine, Folded, folded, needed_keys
 
 
 @dataclass(frozen=True)
@@ -76,13 +78,23 @@ class WeightLayer:
 
     def identity_sources(self):
         """identity: the src node of each link (link j enters dst node j + dst_offset)."""
-        import torch
+        return _identity_sources(self.size, self.repeat, self.head_dim)
 
-        links = torch.arange(self.size)
-        if self.repeat == 1:
-            return links
-        group = self.head_dim * self.repeat
-        return (links // group) * self.head_dim + links % self.head_dim
+    @property
+    def identity_reads(self) -> int:
+        """identity: how many src nodes its links read."""
+        return self.size // self.repeat
+
+
+@functools.lru_cache(maxsize=256)
+def _identity_sources(size: int, repeat: int, head_dim: int):
+    import torch
+
+    links = torch.arange(size)
+    if repeat == 1:
+        return links
+    group = head_dim * repeat
+    return (links // group) * head_dim + links % head_dim
 
 
 @dataclass(frozen=True)
@@ -132,7 +144,7 @@ class Topology:
             shape = tuple(tensors[layer.weight_key].shape)
             stored_rows = (shape[::-1] if layer.transposed else shape)[0]
         expected = [(key, stored_rows) for key in layer.bias_keys]
-        reads = int(layer.identity_sources().max()) + 1 if layer.kind == "identity" else src.nodes
+        reads = layer.identity_reads if layer.kind == "identity" else src.nodes
         expected += [(key, reads) for affine in layer.in_affines for key in affine.keys()]
         expected += [(key, per_dst) for affine in layer.out_affines for key in affine.keys()]
         for key, size in expected:
@@ -162,14 +174,18 @@ class Network:
     tensors: Mapping
     source: str
     _last: tuple | None = field(default=None, repr=False)
+    _maps: dict = field(default_factory=dict, repr=False)  # folded norms' (scale, shift), read once
 
     def weights(self, layer: WeightLayer):
         """(weight, bias) as the layer's links carry them; the last layer's are kept, since the
         strengths, the link statistics and the stored links read the same layer in turn."""
         if self._last is None or self._last[0] is not layer:
-            channels = self.topology.node_layers[layer.src].shape[0]
-            self._last = (layer, effective(layer, self.tensors, channels))
+            self._last = (layer, self.folded(layer).tensors())
         return self._last[1]
+
+    def folded(self, layer: WeightLayer) -> Folded:
+        """The layer's stored weight and the scales folded into its links, not yet applied."""
+        return folded(layer, self.tensors, self.topology.node_layers[layer.src].shape[0], self._maps)
 
     def weight(self, layer: WeightLayer):
         return self.weights(layer)[0]
@@ -190,9 +206,16 @@ class CheckedTensors(Mapping):
     def __init__(self, tensors: Mapping, source: str):
         self._tensors = tensors
         self._source = source
+        self._passed: set = set()  # keys read and found sound: the same key reads the same tensor again
 
     def __getitem__(self, key):
-        return checked_tensor(self._tensors[key], key, self._source)
+        tensor = self._tensors[key]
+        if key in self._passed:
+            return tensor
+        checked = checked_tensor(tensor, key, self._source)
+        if checked is tensor:  # not widened: the next read needs no check or conversion
+            self._passed.add(key)
+        return checked
 
     def __iter__(self):
         return iter(self._tensors)

@@ -1,22 +1,22 @@
 """Node strengths of one weight layer, vectorised (METRICS.md section 3).
 
-Dense layers are read once, in row blocks sized to stay in cache (on CUDA: to bound device
-memory): each block gives its row sums, adds to the column sums and to the moments of the
-link weights. Memory bandwidth is the floor; bench/metrics.py measures how close this gets.
-On the CPU, large layers get their row sums, column sums and squares from one compiled loop
-(fused_sums.py). Conv strengths come from two convolutions over all-ones inputs: the graph is
-never built.
+Dense layers here are the GPU's and half precision's (float layers on the CPU take the compiled
+pass of fused_sums.py): read in row blocks sized to stay in cache (on CUDA: to bound device
+memory), each block gives its row sums, adds to the column sums and to the moments of the link
+weights. Conv strengths come from two convolutions over all-ones inputs: the graph is never
+built.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 BLOCK_ELEMENTS = 1 << 20  # measured: 1M floats (4 MB) per block is fastest on a 16 MB L3
-FUSED_MIN_ELEMENTS = 1 << 22  # smaller layers take milliseconds in torch: not worth a compile
 
 
 @dataclass
@@ -29,18 +29,25 @@ class Moments:
     low: float = float("inf")
     high: float = float("-inf")
 
-    def add(self, block: torch.Tensor, total=None, squares=None) -> None:
-        """Adds a block of values; `total` and `squares` are their sum and sum of squares when
-        the caller already has them."""
+    def add(self, block: torch.Tensor, total=None) -> None:
+        """Adds a block of values; `total` is their sum when the caller already has it."""
         flat = block.reshape(-1)
         if flat.numel() == 0:
             return
         low, high = torch.aminmax(flat)
         self.count += flat.numel()
         self.total += float(flat.sum() if total is None else total)
-        self.squares += float(torch.dot(flat, flat) if squares is None else squares)
+        self.squares += float(torch.dot(flat, flat))
         self.low = min(self.low, float(low))
         self.high = max(self.high, float(high))
+
+    @classmethod
+    def of_vector(cls, values) -> "Moments":
+        """The moments of a small vector, in numpy (quicker than torch's calls at this size)."""
+        values = np.asarray(values, np.float64)
+        if values.size == 0:
+            return cls()
+        return cls(values.size, float(values.sum()), float(values @ values), float(values.min()), float(values.max()))
 
     def merged(self, other: "Moments") -> "Moments":
         return Moments(self.count + other.count, self.total + other.total,
@@ -48,7 +55,8 @@ class Moments:
 
     @property
     def finite(self) -> bool:
-        return all(map(_isfinite, (self.total, self.squares, self.low, self.high)))
+        return (math.isfinite(self.total) and math.isfinite(self.squares) and math.isfinite(self.low)
+                and math.isfinite(self.high))
 
     @property
     def mean(self) -> float:
@@ -59,43 +67,27 @@ class Moments:
         return max(self.squares / self.count - self.mean ** 2, 0.0) ** 0.5
 
 
-def _isfinite(value: float) -> bool:
-    return value == value and abs(value) != float("inf")
-
-
 def _as_float(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
     tensor = tensor.to(device, non_blocking=True)
     return tensor if tensor.dtype in (torch.float32, torch.float64) else tensor.float()
 
 
 def dense_strengths(weight: torch.Tensor, bias: torch.Tensor | None, device: torch.device,
-                    block_elements: int = BLOCK_ELEMENTS, fused: bool | None = None):
+                    block_elements: int = BLOCK_ELEMENTS):
     """Returns (in-strength of outputs incl. bias, out-strength of inputs, weight moments).
-    The weight moves to `device` one block of rows at a time: memory is bounded by the block.
-    `fused` (default: large layers on the CPU) sums each block in one compiled pass."""
+    The weight moves to `device` one block of rows at a time: memory is bounded by the block."""
     out_features, in_features = weight.shape
-    if fused is None:
-        fused = device.type == "cpu" and weight.numel() >= FUSED_MIN_ELEMENTS
-    if fused:
-        from .fused_sums import BlockSums
-
-        fused_sums = BlockSums(in_features)
     rows = max(1, block_elements // max(in_features, 1))
     row_sums = []
     col_sums = None
     moments = Moments()
     for start in range(0, out_features, rows):
         block = _as_float(weight[start:start + rows], device)
-        if fused:
-            rows_part, squares = fused_sums.add(block)
-        else:
-            rows_part, squares = block.sum(1), None
-            part = block.sum(0)
-            col_sums = part if col_sums is None else col_sums.add_(part)
+        rows_part = block.sum(1)
+        part = block.sum(0)
+        col_sums = part if col_sums is None else col_sums.add_(part)
         row_sums.append(rows_part)
-        moments.add(block, total=rows_part.sum(), squares=squares)
-    if fused:
-        col_sums = fused_sums.columns()
+        moments.add(block, total=rows_part.sum())
     s_in = torch.cat(row_sums)
     if bias is not None:
         s_in = s_in + _as_float(bias, device)

@@ -15,10 +15,10 @@ from nngraph.errors import NNGraphError
 from nngraph.ingest import network_from_module
 from nngraph.ingest.edges import EdgePolicy
 from nngraph.ingest.graph_rows import pixel_edges
-from nngraph.ingest.link_weights import (HISTOGRAM_BINS, QUANTILES, SAMPLE_SIZE, LinkWeightStats,
+from nngraph.ingest.link_weights import (HISTOGRAM_BINS, QUANTILES, SAMPLE_SIZE, LinkWeightStats, gather,
                                           link_weight_stats)
 from nngraph.ingest.persistence import neural_persistence
-from nngraph.ingest.strengths import FUSED_MIN_ELEMENTS, Moments, dense_strengths
+from nngraph.ingest.strengths import Moments, dense_strengths
 
 SETTINGS = settings(max_examples=40, deadline=None)
 
@@ -52,47 +52,69 @@ def test_mlp_strengths_equal_edge_list_loop(sizes, seed):
 @SETTINGS
 @given(n_out=st.integers(1, 23), n_in=st.integers(1, 40), rows_per_block=st.integers(1, 9),
        dtype=st.sampled_from([torch.float32, torch.float64]), transposed=st.booleans(),
-       seed=st.integers(0, 10_000))
-def test_fused_and_torch_dense_passes_equal_numpy(n_out, n_in, rows_per_block, dtype, transposed, seed):
-    """The compiled one-read pass (large CPU layers) and torch's passes give the same strengths and
-    moments as float64 numpy, over several blocks, row counts that are not multiples of four, and
-    a weight that is a non-contiguous view."""
+       scaled=st.booleans(), parallel=st.booleans(), seed=st.integers(0, 10_000))
+def test_compiled_and_torch_dense_passes_equal_numpy(n_out, n_in, rows_per_block, dtype, transposed, scaled,
+                                                     parallel, seed):
+    """The compiled one-read pass (float layers on the CPU: scales folded as it reads, on one thread
+    or several) and torch's passes over the folded weight (the GPU's, in blocks) give the strengths,
+    moments and sample float64 numpy gives, for row counts that are not multiples of four and
+    weights that are non-contiguous views."""
+    from nngraph.ingest import fused_sums
+
     generator = torch.Generator().manual_seed(seed)
     weight = torch.randn(n_in, n_out, generator=generator, dtype=dtype).T if transposed else \
         torch.randn(n_out, n_in, generator=generator, dtype=dtype)
     bias = torch.randn(n_out, generator=generator, dtype=dtype)
+    row_scale, col_scale = (torch.randn(n, generator=generator, dtype=dtype) if scaled else None
+                            for n in (n_out, n_in))
     w = weight.double().numpy()
+    if scaled:
+        w = row_scale.double().numpy()[:, None] * w * col_scale.double().numpy()[None, :]
+    positions = np.sort(np.random.default_rng(seed).choice(w.size, min(w.size, 7), replace=False))
     tolerance = 1e-4 if dtype == torch.float32 else 1e-10
-    for fused in (True, False):
-        s_in, s_out, moments = dense_strengths(weight, bias, torch.device("cpu"), rows_per_block * n_in, fused)
-        np.testing.assert_allclose(s_in.double().numpy(), w.sum(1) + bias.double().numpy(), atol=tolerance)
-        np.testing.assert_allclose(s_out.double().numpy(), w.sum(0), atol=tolerance)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fused_sums, "PARALLEL_MIN_ELEMENTS", 1 if parallel else 1 << 40)
+        into, out_of, moments, bias_moments, sample = fused_sums.folded_sums(weight, row_scale, col_scale,
+                                                                             positions, bias.numpy())
+    np.testing.assert_allclose(sample, w.ravel()[positions], rtol=1e-6)
+    b = bias.double().numpy()
+    assert (bias_moments.count, bias_moments.low, bias_moments.high) == (b.size, b.min(), b.max())
+    assert bias_moments.total == pytest.approx(b.sum(), abs=tolerance)
+    folded = weight if not scaled else row_scale[:, None] * weight * col_scale[None, :]
+    torch_pass = dense_strengths(folded, bias, torch.device("cpu"), rows_per_block * n_in)
+    for s_in, s_out, moments in ((into, out_of, moments), torch_pass):
+        s_in, s_out = np.asarray(s_in, np.float64), np.asarray(s_out, np.float64)
+        np.testing.assert_allclose(s_in, w.sum(1) + b, atol=tolerance * (1 + np.abs(w).max()))
+        np.testing.assert_allclose(s_out, w.sum(0), atol=tolerance * (1 + np.abs(w).max()))
         assert moments.count == w.size
-        assert moments.total == pytest.approx(w.sum(), abs=tolerance)
-        assert moments.squares == pytest.approx((w * w).sum(), rel=1e-6)
-        assert (moments.low, moments.high) == (w.min(), w.max())
+        assert moments.total == pytest.approx(w.sum(), abs=tolerance * w.size)
+        assert moments.squares == pytest.approx((w * w).sum(), rel=1e-5)
+        assert (moments.low, moments.high) == pytest.approx((w.min(), w.max()), rel=1e-6)
 
 
-def test_compute_metrics_uses_the_fused_pass_on_a_large_layer_exactly(monkeypatch):
+def test_compute_metrics_reads_dense_layers_in_the_compiled_pass_exactly(monkeypatch):
+    """A Linear layer on the CPU goes through the compiled pass, once; its strengths and link
+    statistics are exact; a NaN weight is found."""
     from nngraph.ingest import fused_sums
 
-    blocks = []
-    original = fused_sums.BlockSums.add
-    monkeypatch.setattr(fused_sums.BlockSums, "add", lambda self, block: blocks.append(block) or original(self, block))
+    calls = []
+    original = fused_sums.folded_sums
+    monkeypatch.setattr(fused_sums, "folded_sums", lambda weight, *rest: calls.append(weight) or
+                        original(weight, *rest))
     generator = torch.Generator().manual_seed(5)
-    n_in = FUSED_MIN_ELEMENTS // 1000 + 1
-    linear = nn.Linear(n_in, 1000)
+    linear = nn.Linear(300, 1000)
     with torch.no_grad():
-        linear.weight.copy_(torch.randn(1000, n_in, generator=generator))
+        linear.weight.copy_(torch.randn(1000, 300, generator=generator))
     w, b = linear.weight.detach().double().numpy(), linear.bias.detach().double().numpy()
     result = metrics_of(linear, persistence=False)
-    assert sum(block.shape[0] for block in blocks) == 1000  # every row went through the fused pass
+    assert [tuple(weight.shape) for weight in calls] == [(1000, 300)]
     np.testing.assert_allclose(result.node_layers[0].strength, w.sum(0), atol=1e-3)
     np.testing.assert_allclose(result.node_layers[1].strength, w.sum(1) + b, atol=1e-3)
     stats = result.weight_layers[0].link_weights
     assert stats["std"] == pytest.approx(np.concatenate([w.ravel(), b]).std(), rel=1e-6)
+    assert (stats["min"], stats["max"]) == pytest.approx((min(w.min(), b.min()), max(w.max(), b.max())))
     with torch.no_grad():
-        linear.weight[999, n_in - 1] = float("nan")
+        linear.weight[999, 299] = float("nan")
     with pytest.raises(NNGraphError, match="NaN or infinite"):
         metrics_of(linear, persistence=False)
 
@@ -221,7 +243,8 @@ def test_link_weight_stats_of_many_layers_equal_each_layer_alone():
     for weight, bias in layers:
         moments = Moments()
         moments.add(weight)
-        together.add(weight, bias, moments)
+        positions = together.weight_positions(weight.numel(), 0 if bias is None else bias.numel())
+        together.add(gather(weight, positions), None if bias is None else bias.numpy(), moments)
     results = together.results()
     for (weight, bias), stats in zip(layers, results, strict=True):
         moments = Moments()
@@ -251,17 +274,17 @@ def test_topk_on_an_edge_list_equals_topk_on_the_matrix(n_out, n_in, k, seed):
     assert sorted(zip(*(a.tolist() for a in from_list))) == sorted(zip(*(a.tolist() for a in from_matrix)))
 
 
-def test_fused_pass_works_without_a_writable_cache_directory(tmp_path):
+def test_compiled_pass_works_without_a_writable_cache_directory(tmp_path):
     """numba refuses to cache when neither the package's __pycache__ nor the user's cache
     directory is writable (a read-only install): the loop then compiles in each process."""
     script = tmp_path / "no_cache.py"
     script.write_text(
-        "import numba.core.caching as caching, torch\n"
+        "import numba.core.caching as caching, numpy as np, torch\n"
         "caching.CacheImpl._locator_classes = []  # no place to cache, as on a read-only install\n"
-        "from nngraph.ingest.fused_sums import BlockSums\n"
-        "sums = BlockSums(3)\n"
-        "rows, squares = sums.add(torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]))\n"
-        "print(rows.tolist(), squares, sums.columns().tolist())\n")
+        "from nngraph.ingest.fused_sums import folded_sums\n"
+        "into, out_of, moments, _, sample = folded_sums(torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]),\n"
+        "                                               None, None, np.array([1, 5]))\n"
+        "print(into.tolist(), moments.squares, out_of.tolist(), sample.tolist())\n")
     result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split("\n")[0] == "[6.0, 15.0] 91.0 [5.0, 7.0, 9.0]"
+    assert result.stdout.split("\n")[0] == "[6.0, 15.0] 91.0 [5.0, 7.0, 9.0] [2.0, 6.0]"

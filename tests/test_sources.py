@@ -178,9 +178,9 @@ def test_every_command_has_help():
 def test_out_of_memory_retries_smaller_then_on_the_cpu(mlp, monkeypatch, caplog, failures, retry):
     """A GPU that runs out of memory: the same strengths, from smaller blocks or the CPU, and a warning.
     The GPU is stood in for: a 'cuda' device whose first `failures` attempts run out of memory."""
-    from nngraph.ingest import metrics as metrics_module
+    from nngraph.ingest import layer_passes
 
-    original, calls = metrics_module.dense_strengths, []
+    original, calls = layer_passes.dense_strengths, []
 
     def short_of_memory(weight, bias, device, block):
         calls.append((device.type, block))
@@ -188,10 +188,10 @@ def test_out_of_memory_retries_smaller_then_on_the_cpu(mlp, monkeypatch, caplog,
             raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
         return original(weight, bias, torch.device("cpu"), block)
 
-    monkeypatch.setattr(metrics_module, "dense_strengths", short_of_memory)
+    monkeypatch.setattr(layer_passes, "dense_strengths", short_of_memory)
     layer = network_from_module(mlp).topology.weight_layers[0]
-    into, out_of, _, _, _ = metrics_module._layer_strengths(layer, mlp[0].weight.detach(), mlp[0].bias.detach(),
-                                                            torch.device("cuda"), False)
+    into, out_of, _, _, _ = layer_passes._torch_strengths(layer, mlp[0].weight.detach(), mlp[0].bias.detach(),
+                                                          torch.device("cuda"), False)
     np.testing.assert_allclose(into.numpy(), (mlp[0].weight.sum(1) + mlp[0].bias).detach().numpy(), rtol=1e-6)
     np.testing.assert_allclose(out_of.numpy(), mlp[0].weight.sum(0).detach().numpy(), rtol=1e-6)
     assert calls[:2] == [("cuda", 1 << 20), ("cuda", 1 << 16)][:len(calls)] and calls[-1][0] == (
@@ -200,11 +200,13 @@ def test_out_of_memory_retries_smaller_then_on_the_cpu(mlp, monkeypatch, caplog,
 
 
 def test_out_of_memory_everywhere_is_one_clear_error(mlp, monkeypatch):
-    from nngraph.ingest import metrics as metrics_module
+    """torch's passes (the GPU's, and the CPU's for what the compiled pass does not read)."""
+    from nngraph.ingest import layer_passes
 
     def never(*args):
         raise torch.OutOfMemoryError("out of memory (simulated)")
 
-    monkeypatch.setattr(metrics_module, "dense_strengths", never)
+    monkeypatch.setattr(layer_passes, "dense_strengths", never)
+    monkeypatch.setattr(layer_passes, "COMPILED_ON_CPU", False)
     with pytest.raises(NNGraphError, match="does not fit in memory even on the CPU"):
         compute_metrics(network_from_module(mlp), device="cpu")

@@ -1,0 +1,101 @@
+"""One pass over each weight layer of a network version: strengths, weight moments, sample.
+
+A dense float layer on the CPU takes one compiled pass (fused_sums.py) that folds the norms'
+scales as it reads. The rest (conv and pooling, identity links, CUDA, half precision) take
+torch's passes over the folded weight (strengths.py), retried in smaller blocks, then on the
+CPU, when a GPU runs out of memory.
+
+Running the compiled passes on a worker thread, ahead of the caller's bookkeeping, was tried
+and dropped: handing each layer across threads and back under the GIL made MiniLM's metrics 2x
+slower (bench/transformer.py).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from nngraph.errors import NNGraphError
+
+from .link_weights import LinkWeightStats, gather
+from .network import Network, WeightLayer
+from .strengths import BLOCK_ELEMENTS, Moments, conv_strengths, dense_strengths
+
+LOG = logging.getLogger("nngraph")
+NO_POSITIONS = np.zeros(0, np.int64)
+COMPILED_ON_CPU = True  # False: torch's passes on the CPU too (bench/metrics.py compares them)
+
+
+@dataclass
+class LayerPass:
+    layer: WeightLayer
+    bias: np.ndarray | None  # the folded bias, flat
+    into: np.ndarray | torch.Tensor  # in-strength of the nodes entered, bias included
+    out_of: np.ndarray | torch.Tensor  # out-strength of the nodes read
+    bias_nodes: np.ndarray | torch.Tensor | None  # the bias of each node entered (a conv's per position)
+    edges: int
+    moments: Moments  # of the folded weights
+    sample: np.ndarray  # the folded weights at the link-weight sample's positions (none for tied layers)
+    bias_moments: Moments | None = None  # None: the caller takes them from `bias`
+
+
+def layer_passes(network: Network, link_weights: LinkWeightStats, device: torch.device,
+                 paper_conv_in_strength: bool) -> Iterator[LayerPass]:
+    """Every weight layer's pass, in order, one layer's weights in memory at a time."""
+    for layer in network.topology.weight_layers:
+        folded = network.folded(layer)
+        bias = None if folded.bias is None else folded.bias.detach().reshape(-1).cpu().numpy()
+        # the tied copies of shared weights need no sample: theirs is kept with their first use
+        positions = (NO_POSITIONS if layer.tied_to is not None else
+                     link_weights.weight_positions(folded.weight.numel(), 0 if bias is None else bias.size))
+        weight = folded.weight
+        if (COMPILED_ON_CPU and layer.kind == "linear" and device.type == "cpu" and weight.device.type == "cpu"
+                and weight.dtype in (torch.float32, torch.float64)):
+            yield _compiled_pass(layer, folded, bias, positions)
+        else:
+            weight, torch_bias = folded.tensors()
+            strengths = _torch_strengths(layer, weight, torch_bias, device, paper_conv_in_strength)
+            yield LayerPass(layer, bias, *strengths, gather(weight, positions))
+
+
+def _compiled_pass(layer, folded, bias: np.ndarray | None, positions: np.ndarray) -> LayerPass:
+    from .fused_sums import folded_sums
+
+    into, out_of, moments, bias_moments, sample = folded_sums(folded.weight, folded.row_scale, folded.col_scale,
+                                                               positions, bias)
+    return LayerPass(layer, bias, into, out_of, bias, moments.count, moments, sample, bias_moments)
+
+
+def _torch_strengths(layer, weight, bias, device: torch.device, paper_conv_in_strength: bool):
+    """(into, out_of, bias_nodes, edges, moments) of one weight layer from torch's passes; when
+    the GPU runs out of memory, again in blocks 16 times smaller, then on the CPU, saying so (the
+    results are the same, only slower)."""
+    if layer.kind == "identity":  # link j: src node sources[j] -> dst node j, weight d_j
+        weight = weight.cpu().numpy()
+        out_of = weight if layer.repeat == 1 else np.bincount(layer.identity_sources().numpy(), weight,
+                                                              layer.identity_reads)
+        into = weight if bias is None else weight + bias.cpu().numpy()
+        return into, out_of, bias, weight.size, Moments.of_vector(weight)
+    attempts = [(device, BLOCK_ELEMENTS), (device, BLOCK_ELEMENTS // 16)]
+    if device.type != "cpu":
+        attempts.append((torch.device("cpu"), BLOCK_ELEMENTS))
+    for number, (where, block) in enumerate(attempts):
+        try:
+            if layer.is_conv:
+                return conv_strengths(weight, bias, layer.in_shape, stride=layer.stride, padding=layer.padding,
+                                      dilation=layer.dilation, groups=layer.groups, device=where,
+                                      paper_in_strength=paper_conv_in_strength)
+            into, out_of, moments = dense_strengths(weight, bias, where, block)
+            return into, out_of, bias, weight.numel(), moments
+        except torch.OutOfMemoryError:
+            if number == len(attempts) - 1:
+                raise NNGraphError(f"layer {layer.name} does not fit in memory even on the CPU") from None
+            if where.type == "cuda":
+                torch.cuda.empty_cache()
+            following = attempts[number + 1]
+            LOG.warning("layer %s: out of memory on %s; retrying %s", layer.name, where,
+                        "on the CPU" if following[0] != where else f"in blocks of {following[1]:,} values")
