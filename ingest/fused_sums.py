@@ -5,8 +5,8 @@ into a copy first), and on a transformer's 384x384 layers the calls, not the ari
 most of the time (bench/transformer.py). This loop (numba) reads each stored weight once, folds
 the gains on the fly (`W' = diag(row_scale) W diag(col_scale)`, METRICS.md section 9), and gives
 its row sums, column sums (float64), sum of squares, extremes and the link-weight sample. It
-compiles on first use (seconds, then cached on disk), so strengths.py imports this module only
-when a CPU layer needs it.
+compiles on first use (seconds, then cached on disk), so layer_passes.py imports this module
+only when a CPU layer needs it.
 """
 
 from __future__ import annotations

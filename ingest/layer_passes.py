@@ -54,7 +54,7 @@ def layer_passes(network: Network, link_weights: LinkWeightStats, device: torch.
                      link_weights.weight_positions(folded.weight.numel(), 0 if bias is None else bias.size))
         weight = folded.weight
         if (COMPILED_ON_CPU and layer.kind == "linear" and device.type == "cpu" and weight.device.type == "cpu"
-                and weight.dtype in (torch.float32, torch.float64)):
+                and weight.dtype in (torch.float32, torch.float64) and weight.numel()):
             yield _compiled_pass(layer, folded, bias, positions)
         else:
             weight, torch_bias = folded.tensors()

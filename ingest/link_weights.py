@@ -168,7 +168,9 @@ def _all_positions(count: int) -> np.ndarray:
 def gather(weight: torch.Tensor, positions: np.ndarray) -> np.ndarray:
     """The weights at sorted flat positions, as float32 (sorts twice as fast) unless float64."""
     weight = weight.detach()
-    if weight.device.type != "cpu":
+    if positions.size == weight.numel() and weight.device.type == "cpu" and weight.is_contiguous():
+        values = weight.reshape(-1)  # every weight (an exact sample), in order: no indexing
+    elif weight.device.type != "cpu":
         values = weight.reshape(-1)[torch.from_numpy(positions).to(weight.device)].cpu()
     elif weight.is_contiguous():
         values = weight.reshape(-1)[torch.from_numpy(positions)]

@@ -152,6 +152,8 @@ def _accumulate(current: np.ndarray | None, part, offset: int, size: int) -> np.
     one input) sums their strengths; a concatenation's parts enter at their offsets."""
     part = part.to("cpu", torch.float64).numpy() if isinstance(part, torch.Tensor) else part
     if current is None:
+        if offset == 0 and part.size == size:  # the first or only layer: its strengths, as float64
+            return part.astype(np.float64)
         current = np.zeros(size)
     current[offset:offset + part.size] += part
     return current
