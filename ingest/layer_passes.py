@@ -40,7 +40,7 @@ class LayerPass:
     edges: int
     moments: Moments  # of the folded weights
     sample: np.ndarray  # the folded weights at the link-weight sample's positions (none for tied layers)
-    bias_moments: Moments | None = None  # None: the caller takes them from `bias`
+    bias_moments: Moments | None  # of the folded bias
 
 
 def layer_passes(network: Network, link_weights: LinkWeightStats, device: torch.device,
@@ -59,7 +59,8 @@ def layer_passes(network: Network, link_weights: LinkWeightStats, device: torch.
         else:
             weight, torch_bias = folded.tensors()
             strengths = _torch_strengths(layer, weight, torch_bias, device, paper_conv_in_strength)
-            yield LayerPass(layer, bias, *strengths, gather(weight, positions))
+            yield LayerPass(layer, bias, *strengths, gather(weight, positions),
+                            None if bias is None else Moments.of_vector(bias))
 
 
 def _compiled_pass(layer, folded, bias: np.ndarray | None, positions: np.ndarray) -> LayerPass:

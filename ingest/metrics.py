@@ -116,8 +116,7 @@ def compute_metrics(network: Network, *, device: str | torch.device = "auto", pl
     link_weights = LinkWeightStats()  # the statistics of every sample, at the end
     with torch.no_grad():
         for done in layer_passes(network, link_weights, device, paper_conv_in_strength):
-            layer, bias, moments = done.layer, done.bias, done.moments
-            bias_moments = done.bias_moments or (None if bias is None else Moments.of_vector(bias))
+            layer, bias, moments, bias_moments = done.layer, done.bias, done.moments, done.bias_moments
             if not moments.finite or (bias_moments is not None and not bias_moments.finite):
                 raise NNGraphError(f"{network.source}: layer {layer.name} has NaN or infinite weights; "
                                    "was the checkpoint saved after training diverged?")

@@ -8,7 +8,6 @@ training run differ only in their state_dicts.
 from __future__ import annotations
 
 import functools
-
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
