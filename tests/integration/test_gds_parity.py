@@ -21,8 +21,10 @@ from servers import apply, environment
 # Heuristics, measured against GDS 2.13 (and in the README): on karate both engines find the same
 # modularity; GDS's Louvain stops after one level on the small layered graphs, whatever its maxLevels,
 # maxIterations or tolerance, 3.7% (MLP) and 2.9% (CNN pixels) below networkit's PLM; GDS's Leiden
-# equals leidenalg on the MLP and is 4.3% below it on the CNN pixel graph.
-COMMUNITY_GAP = {"louvain": 0.05, "leiden": 0.06}  # measured gaps: README, "Louvain and Leiden are heuristics"
+# equals leidenalg on the MLP and is 4.3%-6.0% below it on the CNN pixel graph: its result moves
+# with the projection's node order, which follows the storage order two concurrent link writers
+# leave (0.5915 in one CI run, 0.602 in others).
+COMMUNITY_GAP = {"louvain": 0.05, "leiden": 0.08}  # measured gaps: README, "Louvain and Leiden are heuristics"
 CENTRALITY = ["pagerank", "articlerank", "eigenvector", "degree", "strength", "betweenness", "harmonic"]
 KARATE = """
 MERGE (m:Model {name: $model})
