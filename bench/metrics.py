@@ -87,9 +87,10 @@ def bench_dense():
     network = from_state_dict(tensors, "bench").bind(tensors, "bench")
     values = list(tensors.values())
     metrics = lambda: compute_metrics(network, device="cpu", persistence=False)  # noqa: E731
-    full, floor = alternating_best(metrics, lambda: [t.sum() for t in values], 5)
+    one_sum = lambda: [t.sum() for t in values]  # noqa: E731
+    full, floor = alternating_best(metrics, one_sum, 5)
     layer_passes.COMPILED_ON_CPU = False  # torch's passes, as on the GPU
-    torch_passes, torch_floor = alternating_best(metrics, lambda: [t.sum() for t in values], 5)
+    torch_passes, torch_floor = alternating_best(metrics, one_sum, 5)
     layer_passes.COMPILED_ON_CPU = True
     print(f"{params / 1e6:.1f}M-parameter Linear stack: one torch.sum pass {floor * 1e3:.1f} ms, "
           f"strengths + fluctuation + statistics {full * 1e3:.1f} ms, ratio {full / floor:.2f}x "

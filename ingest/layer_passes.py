@@ -48,11 +48,11 @@ def layer_passes(network: Network, link_weights: LinkWeightStats, device: torch.
     """Every weight layer's pass, in order, one layer's weights in memory at a time."""
     for layer in network.topology.weight_layers:
         folded = network.folded(layer)
+        weight = folded.weight
         bias = None if folded.bias is None else folded.bias.detach().reshape(-1).cpu().numpy()
         # the tied copies of shared weights need no sample: theirs is kept with their first use
         positions = (NO_POSITIONS if layer.tied_to is not None else
-                     link_weights.weight_positions(folded.weight.numel(), 0 if bias is None else bias.size))
-        weight = folded.weight
+                     link_weights.weight_positions(weight.numel(), 0 if bias is None else bias.size))
         if (COMPILED_ON_CPU and layer.kind == "linear" and device.type == "cpu" and weight.device.type == "cpu"
                 and weight.dtype in (torch.float32, torch.float64) and weight.numel()):
             yield _compiled_pass(layer, folded, bias, positions)

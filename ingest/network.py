@@ -176,8 +176,9 @@ class Network:
     _maps: dict = field(default_factory=dict, repr=False)  # folded norms' (scale, shift), read once
 
     def weights(self, layer: WeightLayer):
-        """(weight, bias) as the layer's links carry them; the last layer's are kept, since the
-        strengths, the link statistics and the stored links read the same layer in turn."""
+        """(weight, bias) as the layer's links carry them, folded into a copy; the last layer's are
+        kept, since neural persistence and the stored links read the same layer in turn (the
+        strengths' pass folds as it reads: `folded`)."""
         if self._last is None or self._last[0] is not layer:
             self._last = (layer, self.folded(layer).tensors())
         return self._last[1]
