@@ -43,7 +43,7 @@ def bench_metrics():
     network = in_memory(network)
     weights = [network.tensors[k] for k in network.tensors if network.tensors[k].dim() == 2]
     full, floor = alternating_best(lambda: compute_metrics(network, device="cpu", persistence=False),
-                                   lambda: [w.sum() for w in weights])
+                                   lambda: [w.sum() for w in weights], repeats=50)
     with_persistence = best_of(lambda: compute_metrics(network, device="cpu"), 1)
     layers = network.topology
     print(f"MiniLM residual-stream graph: {len(layers.node_layers)} node layers, {len(layers.weight_layers)} weight "

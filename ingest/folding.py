@@ -77,10 +77,10 @@ def folded(layer, tensors: Mapping, channels: int, maps: dict | None = None) -> 
         return Folded(kernel, None)
     weight = _base_weight(layer, tensors, channels)
     dtype = weight.dtype if weight.dtype in (torch.float32, torch.float64) else torch.float32
-    weight = weight.to(dtype)
+    weight = _as(weight, dtype)
     bias = None
     for key in layer.bias_keys:
-        part = tensors[key].to(dtype).reshape(-1)
+        part = _as(tensors[key], dtype).reshape(-1)
         if layer.rows is not None:
             part = part[layer.rows[0]:layer.rows[1]]
         bias = part if bias is None else bias + part
@@ -101,6 +101,11 @@ def folded(layer, tensors: Mapping, channels: int, maps: dict | None = None) -> 
         row_scale = scale if row_scale is None else row_scale * scale
         bias = shift if bias is None else bias * scale + shift
     return Folded(weight, bias, row_scale, col_scale)
+
+
+def _as(tensor: torch.Tensor, dtype) -> torch.Tensor:
+    # most tensors are in the type already: a call of .to() costs more than this test
+    return tensor if tensor.dtype == dtype else tensor.to(dtype)
 
 
 def _scale_shift(maps: dict, affine: Affine, tensors: Mapping, size: int, dtype):

@@ -1,9 +1,9 @@
 """One pass over each weight layer of a network version: strengths, weight moments, sample.
 
 A dense float layer on the CPU takes one compiled pass (fused_sums.py) that folds the norms'
-scales as it reads. The rest (conv and pooling, identity links, CUDA, half precision) take
-torch's passes over the folded weight (strengths.py), retried in smaller blocks, then on the
-CPU, when a GPU runs out of memory.
+scales as it reads. Identity links are a vector, read with numpy. The rest (conv and pooling,
+CUDA, half precision) take torch's passes over the folded weight (strengths.py), retried in
+smaller blocks, then on the CPU, when a GPU runs out of memory.
 
 Running the compiled passes on a worker thread, ahead of the caller's bookkeeping, was tried
 and dropped: handing each layer across threads and back under the GIL made MiniLM's metrics 2x
@@ -49,13 +49,15 @@ def layer_passes(network: Network, link_weights: LinkWeightStats, device: torch.
     for layer in network.topology.weight_layers:
         folded = network.folded(layer)
         weight = folded.weight
-        bias = None if folded.bias is None else folded.bias.detach().reshape(-1).cpu().numpy()
+        bias = None if folded.bias is None else _numpy(folded.bias)
         # the tied copies of shared weights need no sample: theirs is kept with their first use
         positions = (NO_POSITIONS if layer.tied_to is not None else
                      link_weights.weight_positions(weight.numel(), 0 if bias is None else bias.size))
         if (COMPILED_ON_CPU and layer.kind == "linear" and device.type == "cpu" and weight.device.type == "cpu"
                 and weight.dtype in (torch.float32, torch.float64) and weight.numel()):
             yield _compiled_pass(layer, folded, bias, positions)
+        elif layer.kind == "identity":
+            yield _identity_pass(layer, folded, bias, positions)
         else:
             weight, torch_bias = folded.tensors()
             strengths = _torch_strengths(layer, weight, torch_bias, device, paper_conv_in_strength)
@@ -71,16 +73,27 @@ def _compiled_pass(layer, folded, bias: np.ndarray | None, positions: np.ndarray
     return LayerPass(layer, bias, into, out_of, bias, moments.count, moments, sample, bias_moments)
 
 
+def _identity_pass(layer, folded, bias: np.ndarray | None, positions: np.ndarray) -> LayerPass:
+    """Link j: src node sources[j] -> dst node j, its weight d_j the scales folded into 1. A
+    vector, on any device: numpy's calls are the quickest at this size."""
+    weight = folded.tensors()[0]
+    values = _numpy(weight)
+    out_of = values if layer.repeat == 1 else np.bincount(layer.identity_sources().numpy(), values,
+                                                          layer.identity_reads)
+    into = values if bias is None else values + bias
+    return LayerPass(layer, bias, into, out_of, bias, values.size, Moments.of_vector(values),
+                     gather(weight, positions), None if bias is None else Moments.of_vector(bias))
+
+
+def _numpy(vector: torch.Tensor) -> np.ndarray:
+    vector = vector.detach()
+    return (vector if vector.device.type == "cpu" else vector.cpu()).reshape(-1).numpy()
+
+
 def _torch_strengths(layer, weight, bias, device: torch.device, paper_conv_in_strength: bool):
     """(into, out_of, bias_nodes, edges, moments) of one weight layer from torch's passes; when
     the GPU runs out of memory, again in blocks 16 times smaller, then on the CPU, saying so (the
     results are the same, only slower)."""
-    if layer.kind == "identity":  # link j: src node sources[j] -> dst node j, weight d_j
-        weight = weight.cpu().numpy()
-        out_of = weight if layer.repeat == 1 else np.bincount(layer.identity_sources().numpy(), weight,
-                                                              layer.identity_reads)
-        into = weight if bias is None else weight + bias.cpu().numpy()
-        return into, out_of, bias, weight.size, Moments.of_vector(weight)
     attempts = [(device, BLOCK_ELEMENTS), (device, BLOCK_ELEMENTS // 16)]
     if device.type != "cpu":
         attempts.append((torch.device("cpu"), BLOCK_ELEMENTS))

@@ -42,12 +42,13 @@ class Moments:
         self.high = max(self.high, float(high))
 
     @classmethod
-    def of_vector(cls, values) -> "Moments":
-        """The moments of a small vector, in numpy (quicker than torch's calls at this size)."""
-        values = np.asarray(values, np.float64)
-        if values.size == 0:
-            return cls()
-        return cls(values.size, float(values.sum()), float(values @ values), float(values.min()), float(values.max()))
+    def of_vector(cls, values: np.ndarray) -> "Moments":
+        """The moments of a small vector, in one compiled call (numpy takes five, torch more)."""
+        from .fused_sums import vector_moments
+
+        if values.dtype not in (np.float32, np.float64):
+            values = values.astype(np.float64)
+        return cls(values.size, *vector_moments(values.reshape(-1))) if values.size else cls()
 
     def merged(self, other: "Moments") -> "Moments":
         return Moments(self.count + other.count, self.total + other.total,
