@@ -5,11 +5,12 @@ and Neurons Activation (NA, the value after its activation function), over N inp
 The network runs as the graph was built: the forward pass is exported once with a dynamic
 batch dimension and walked by trace.py, which names, for every node layer, the graph value
 holding its nodes as produced (after folded BatchNorm and norms' gains, residual sums and
-merges). An fx Interpreter runs that graph batch by batch in eval mode and hands each such
-value, and the output of the activation that follows it, to a streaming accumulator: per
-node sums and sums of squares (float64), extremes, zeros, and a seeded sample of at most
-SAMPLE_SIZE values for the quantiles and the histogram on a fixed grid (exact below that
-size). No layer's activations are ever all in memory.
+merges). That graph runs batch by batch in eval mode, rewritten to hand each such value, and
+the output of the activation that follows it, to a streaming accumulator: per node means and
+squared deviations (float64), extremes, zeros and saturated values (on the CPU from one
+compiled pass per batch, batch_moments.py), and a seeded sample of at most SAMPLE_SIZE values
+for the quantiles and the histogram on a fixed grid (exact below that size). No layer's
+activations are ever all in memory.
 
 Positions of a transformer's tokens are samples, not nodes: a node's values are taken over
 inputs x positions. A conv layer's nodes are (c, *position), as in the graph.
@@ -30,12 +31,13 @@ from .fx_nodes import VIEWS, module_label, op_name
 from .recurrent_steps import ACTIVATION_OF, STEP_LAYER, step_of, step_values
 from .trace import with_values
 
-# activation op -> the values it saturates at (METRICS.md section 6), None if it does not
+# activation op -> the values it saturates at (METRICS.md section 6) as (below, above, inclusive):
+# saturated below `below` or above `above` (or at them, when inclusive); None if it does not
 ACTIVATIONS = {
     "relu": None, "relu6": None, "gelu": None, "silu": None, "elu": None, "leaky_relu": None, "softplus": None,
     "mish": None, "hardswish": None, "selu": None, "celu": None,
-    "tanh": lambda a: a.abs() > 0.99, "hardtanh": lambda a: a.abs() >= 1.0,
-    "sigmoid": lambda a: (a < 0.01) | (a > 0.99), "hardsigmoid": lambda a: (a <= 0.0) | (a >= 1.0),
+    "tanh": (-0.99, 0.99, False), "hardtanh": (-1.0, 1.0, True),
+    "sigmoid": (0.01, 0.99, False), "hardsigmoid": (0.0, 1.0, True),
 }
 # a fixed grid shared by every layer, version and model: 0 and +-10^k for k from -3 to 3 in
 # eighths of a decade, plus two open-ended bins: histograms of any two versions line up
@@ -43,6 +45,19 @@ _DECADES = np.round(10.0 ** np.linspace(-3, 3, 49), 12)
 GRID = np.concatenate([-_DECADES[::-1], [0.0], _DECADES])
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 SAMPLE_SIZE = 1 << 14  # values kept per layer for quantiles; exact below it
+
+
+@functools.lru_cache(maxsize=256)
+def sample_positions(seed: int, values: int, take: int, batch: int):
+    """`take` seeded uniform positions, with replacement, among the `values` of the batch starting
+    at row `batch`: a function of these numbers only, so the streams of one size share the draw,
+    and so do the versions of a training loop (kept: on the digits networks the draws cost more
+    than the statistics, bench/data_metrics.py). Each stream's sample stays uniform over its
+    values, and each batch draws its own."""
+    import torch
+
+    state = int(np.random.SeedSequence([seed, values, take, batch]).generate_state(1)[0])
+    return torch.randint(0, values, (take,), generator=torch.Generator().manual_seed(state))
 
 
 @dataclass
@@ -55,45 +70,48 @@ class Stream:
 
     nodes: int
     expected_rows: int  # rows the whole run will add: sets the share of each batch sampled
-    saturates: object = None
+    saturates: tuple | None = None  # (below, above, inclusive), as in ACTIVATIONS
     activation: bool = False  # count zeros and saturated values
     rows: int = 0
-    means: object = None
-    deviations: object = None  # per node: the sum of squared deviations from its mean
+    means: np.ndarray | None = None  # float64, per node
+    deviations: np.ndarray | None = None  # per node: the sum of squared deviations from its mean
     low: float = math.inf
     high: float = -math.inf
     zeros: int = 0
     saturated: int = 0
     sample: list = field(default_factory=list)
 
-    def add(self, values, generator) -> bool:
+    def add(self, values, seed: int) -> bool:
         """Adds a batch; False (and nothing added) if it holds NaN or infinite values."""
         import torch
 
-        # column sums as matrix-vector products: several times faster than torch's reductions
-        # over dim 0 (var_mean) on the CPU (bench/data_metrics.py)
         rows = values.shape[0]
-        ones = torch.ones(rows, dtype=values.dtype, device=values.device)
-        mean = torch.mv(values.t(), ones) / rows
-        deviation = values - mean
-        deviations = torch.mv(deviation.square_().t(), ones)
-        if not bool(torch.isfinite(mean).all() and torch.isfinite(deviations).all()):
+        compiled = values.device.type == "cpu" and values.dtype in (torch.float32, torch.float64)
+        if compiled:
+            from .batch_moments import batch_moments
+
+            moments = batch_moments(values.detach().numpy(), self.saturates)
+        else:
+            moments = _torch_moments(values, self.saturates)
+        mean, deviations, low, high, zeros, saturated = moments
+        if not math.isfinite(mean.sum() + deviations.sum()):  # NaN and infinities reach the sums
             return False
         self.means, self.deviations, self.rows = _combined(self.means, self.deviations, self.rows,
-                                                           mean.double(), deviations.double(), rows)
-        low, high = torch.aminmax(values)
-        self.low, self.high = min(self.low, float(low)), max(self.high, float(high))
+                                                           mean, deviations, rows)
+        self.low, self.high = min(self.low, low), max(self.high, high)
         if self.activation:
-            self.zeros += values.numel() - int(torch.count_nonzero(values))
-            if self.saturates is not None:
-                self.saturated += int(torch.count_nonzero(self.saturates(values)))
+            self.zeros += zeros
+            self.saturated += saturated
         flat = values.reshape(-1)
         if self.expected_rows * self.nodes <= SAMPLE_SIZE:
             self.sample.append(flat.double().cpu().numpy())
         else:
             take = min(flat.numel(), math.ceil(SAMPLE_SIZE * rows / self.expected_rows))
-            picks = torch.randint(0, flat.numel(), (take,), generator=generator).to(values.device)
-            self.sample.append(flat[picks].double().cpu().numpy())
+            picks = sample_positions(seed, flat.numel(), take, self.rows - rows)
+            if compiled:  # numpy's gather: a fifth of torch's indexing time here (measured)
+                self.sample.append(flat.detach().numpy()[picks.numpy()].astype(np.float64))
+            else:
+                self.sample.append(flat[picks.to(values.device)].double().cpu().numpy())
         return True
 
     @classmethod
@@ -132,7 +150,27 @@ class Stream:
 
     def per_node(self) -> tuple[np.ndarray, np.ndarray]:
         """(mean, population std) of each node over the rows."""
-        return self.means.cpu().numpy(), np.sqrt((self.deviations / self.rows).cpu().numpy())
+        return self.means, np.sqrt(self.deviations / self.rows)
+
+
+def _torch_moments(values, saturation):
+    """What batch_moments gives, from torch's calls (CUDA, half precision). Column sums as
+    matrix-vector products: several times faster than torch's reductions over dim 0 (var_mean)."""
+    import torch
+
+    rows = values.shape[0]
+    ones = torch.ones(rows, dtype=values.dtype, device=values.device)
+    mean = torch.mv(values.t(), ones) / rows
+    deviations = torch.mv((values - mean).square_().t(), ones)
+    low, high = torch.aminmax(values)
+    zeros = values.numel() - int(torch.count_nonzero(values))
+    saturated = 0
+    if saturation is not None:
+        below, above, inclusive = saturation
+        outside = (values <= below) | (values >= above) if inclusive else (values < below) | (values > above)
+        saturated = int(torch.count_nonzero(outside))
+    return (mean.double().cpu().numpy(), deviations.double().cpu().numpy(), float(low), float(high), zeros,
+            saturated)
 
 
 def _combined(mean_a, deviations_a, rows_a: int, mean_b, deviations_b, rows_b: int):
@@ -229,7 +267,7 @@ class _Layer:
     strength: Stream | None = None
     activation_values: Stream | None = None
 
-    def add(self, strength, activation, batch: int, count: int, generator) -> None:
+    def add(self, strength, activation, batch: int, count: int, seed: int) -> None:
         """A batch of `batch` inputs: NS and NA as graph values (or already as rows). With no
         activation function they are the same values, kept once."""
         same = activation is strength and self.bias is None
@@ -241,10 +279,10 @@ class _Layer:
             saturates = ACTIVATIONS.get(self.activation)
             self.strength = Stream(self.layer.nodes, expected, saturates, activation=same)
             self.activation_values = self.strength if same else Stream(self.layer.nodes, expected, saturates, True)
-        if not self.strength.add(rows, generator):
+        if not self.strength.add(rows, seed):
             self._non_finite("strengths")
         if not same and not self.activation_values.add(_as_rows(activation, self.layer.nodes, self.layer.name),
-                                                       generator):
+                                                       seed):
             self._non_finite("activations")
 
     def _non_finite(self, what: str):
@@ -266,12 +304,11 @@ def data_metrics(module, data, *, samples: int | None = None, seed: int = 0, bia
     topology, heads, graph = _traced(module, inputs, fold_batch_norm, device)
     biases = {} if bias else _node_biases(topology, module.state_dict())
     capture = _Capture(graph)
-    generator = torch.Generator().manual_seed(seed)
     measured, not_measured = [], []
     batch = {}  # the size of the batch being run
 
     def feed(target: _Layer, strength, activation):
-        target.add(strength, activation, batch["size"], inputs.count, generator)
+        target.add(strength, activation, batch["size"], inputs.count, seed)
 
     steps_of = {}  # recurrent op node -> [(target, (depth, gate, t))]
     for layer in topology.node_layers:
@@ -324,6 +361,8 @@ def _traced(module, inputs, fold_batch_norm: bool, device):
     (a GraphModule with the module's current weights, on `device`). Exported once per module and
     kind of input: a training loop measures every epoch of the same module object, and export
     costs far more than the measurement (bench/data_metrics.py)."""
+    import torch
+
     key = (tuple(inputs.tensor.shape[1:]), inputs.tensor.dtype, fold_batch_norm, str(device))
     cached = _TRACED.setdefault(module, {})
     if key not in cached:
@@ -331,7 +370,12 @@ def _traced(module, inputs, fold_batch_norm: bool, device):
         topology, heads = with_values(program, fold_batch_norm=fold_batch_norm)
         cached[key] = (topology, heads, program.module().to(device))
     else:
-        cached[key][2].load_state_dict(module.state_dict())
+        # the module's current weights into the graph's, in place: what load_state_dict does
+        # without its checks per submodule, which cost a third of the digits CNN's forward pass
+        current = module.state_dict()
+        with torch.no_grad():
+            for name, tensor in cached[key][2].state_dict().items():
+                tensor.copy_(current[name])
     return cached[key]
 
 
@@ -458,26 +502,16 @@ def _node_biases(topology, tensors) -> dict:
 
 
 class _Capture:
-    """Runs the exported graph node by node, handing the values of watched nodes to callbacks."""
+    """Runs the exported graph batch by batch, handing the values of watched nodes (and their
+    arguments) to callbacks as soon as they are computed, so that no value outlives its use.
+
+    The graph runs as a GraphModule with a call after each watched node, compiled to Python once
+    per graph and set of watched nodes: fx's Interpreter, node by node, cost more than the forward
+    pass of the digits networks (bench/data_metrics.py)."""
 
     def __init__(self, graph):
-        import torch.fx
-
+        self.graph = graph
         self.watched: dict[str, list] = {}
-        watched = self.watched
-
-        class Interpreter(torch.fx.Interpreter):
-            def run_node(self, node):
-                result = super().run_node(node)
-                callbacks = watched.get(node.name, ())
-                if callbacks:
-                    args = self.fetch_args_kwargs_from_env(node)[0]
-                    for callback in callbacks:
-                        callback(result, args)
-                return result
-
-        self.interpreter = Interpreter(graph)
-        self.input_names = [n.name for n in graph.graph.nodes if n.op == "placeholder"]
 
     def watch(self, name: str, callback) -> None:
         self.watched.setdefault(name, []).append(callback)
@@ -485,4 +519,45 @@ class _Capture:
     def run_batch(self, batch, dtype, *constants) -> None:
         if batch.is_floating_point():
             batch = batch.to(dtype)
-        self.interpreter.run(batch, *constants)
+        runners = _RUNNERS.setdefault(self.graph, {})
+        names = frozenset(self.watched)
+        if names not in runners:
+            runners[names] = _with_calls(self.graph, names)
+        runner, emit = runners[names]
+        emit.watched = self.watched
+        try:
+            runner(batch, *constants)
+        finally:
+            emit.watched = {}
+
+
+class _Emit:
+    """What the rewritten graph calls after a watched node: that node's callbacks."""
+
+    def __init__(self):
+        self.watched: dict[str, list] = {}
+
+        def emit(name, value, args):  # a function: fx names the targets it calls
+            for callback in self.watched[name]:
+                callback(value, args)
+
+        self.call = emit
+
+
+_RUNNERS = weakref.WeakKeyDictionary()  # graph module -> {watched names: (runner, its _Emit)}
+
+
+def _with_calls(graph_module, names):
+    """A copy of the graph module's graph with a call of an _Emit after each node named in
+    `names`, given the node's value and its arguments."""
+    import torch.fx
+
+    emit = _Emit()
+    graph = torch.fx.Graph()
+    output = graph.graph_copy(graph_module.graph, {})
+    for node in list(graph.nodes):
+        if node.name in names:
+            with graph.inserting_after(node):
+                graph.call_function(emit.call, (node.name, node, node.args))
+    graph.output(output)
+    return torch.fx.GraphModule(graph_module, graph), emit

@@ -176,7 +176,8 @@ def vector_moments(values):
     return total, squares, low, high
 
 
-def _compile(function, **options):
+def compile_kernel(function, **options):
+    """numba's compiled `function`, cached on disk where a cache directory is writable."""
     # Reassociation lets LLVM vectorise the reductions; NaN and infinity still reach the sums,
     # which is how a diverged layer is found (metrics.py checks them).
     options = dict(fastmath={"reassoc", "contract", "nsz"}, boundscheck=False, **options)
@@ -186,8 +187,8 @@ def _compile(function, **options):
         return numba.njit(**options)(function)
 
 
-_rows = _compile(_rows)
-vector_moments = _compile(vector_moments)
-_totals = _compile(_totals)
-_one_chunk = _compile(_one_chunk)
-_chunks = _compile(_chunks, parallel=True)
+_rows = compile_kernel(_rows)
+vector_moments = compile_kernel(vector_moments)
+_totals = compile_kernel(_totals)
+_one_chunk = compile_kernel(_one_chunk)
+_chunks = compile_kernel(_chunks, parallel=True)

@@ -1,6 +1,8 @@
 """Neurons Strength and Neurons Activation (METRICS.md section 6): the golden example E1, a conv
 example computed by hand, NS against the module's own pre-activations, and bad data."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -11,7 +13,8 @@ from hypothesis import given, settings, strategies as st
 from models import resnet_digits
 from nngraph import digits
 from nngraph.errors import NNGraphError
-from nngraph.ingest.activations import GRID, data_metrics
+from nngraph.ingest.activations import ACTIVATIONS, GRID, _torch_moments, data_metrics
+from nngraph.ingest.batch_moments import batch_moments
 from nngraph.ingest.data_source import load_inputs
 
 E1_INPUTS = torch.tensor([[1.0, 2.0], [2.0, -1.0]])
@@ -145,6 +148,46 @@ def test_residual_cnn_with_batchnorm_reads_the_folded_values():
     np.testing.assert_allclose(result.layers[0].strength.per_node()[0], expected.mean(0).numpy(), atol=1e-5)
     np.testing.assert_allclose(result.layers[0].activation_values.per_node()[0], F.relu(expected).mean(0).numpy(),
                                atol=1e-5)
+
+
+@settings(max_examples=40, deadline=None)
+@given(rows=st.integers(1, 40), nodes=st.integers(1, 40), seed=st.integers(0, 2**16),
+       dtype=st.sampled_from([torch.float32, torch.float64]), rule=st.sampled_from(sorted(ACTIVATIONS)),
+       transposed=st.booleans())
+def test_compiled_batch_statistics_equal_torchs(rows, nodes, seed, dtype, rule, transposed):
+    """The CPU's compiled pass gives what torch's calls give (the CUDA path), with values lying
+    exactly on every saturation threshold and on zero, for every activation's rule."""
+    generator = torch.Generator().manual_seed(seed)
+    values = torch.randn(rows, nodes, generator=generator, dtype=dtype) * 2
+    on_edges = torch.tensor([0.0, 0.99, -0.99, 1.0, -1.0, 0.01], dtype=dtype)
+    values.view(-1)[torch.randint(0, rows * nodes, (rows * nodes // 3,), generator=generator)] = \
+        on_edges[torch.randint(0, 6, (rows * nodes // 3,), generator=generator)]
+    if transposed:  # a view that is not contiguous, as attention's heads give
+        values = values.t().contiguous().t()
+    saturation = ACTIVATIONS[rule]
+    mean, deviations, low, high, zeros, saturated = batch_moments(values.numpy(), saturation)
+    t_mean, t_deviations, t_low, t_high, t_zeros, t_saturated = _torch_moments(values, saturation)
+    exact = values.double()
+    np.testing.assert_allclose(mean, exact.mean(0).numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(deviations, ((exact - exact.mean(0)) ** 2).sum(0).numpy(), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(mean, t_mean, rtol=1e-5, atol=1e-5)
+    assert (low, high, zeros, saturated) == (t_low, t_high, t_zeros, t_saturated)
+    assert zeros == int((values == 0).sum())
+
+
+def test_a_module_measured_again_reads_its_new_weights():
+    """The export is kept per module object: a second measurement after a training step (weights
+    changed in place) equals a first measurement of a copy with those weights."""
+    model = digits.build("mlp", seed=1).eval()
+    before = data_metrics(model, "digits", samples=50)
+    with torch.no_grad():
+        model[1].weight.mul_(2.0)
+        model[3].bias.add_(1.0)
+    again = data_metrics(model, "digits", samples=50)
+    fresh = data_metrics(copy.deepcopy(model), "digits", samples=50)
+    for old, measured, expected in zip(before.layers, again.layers, fresh.layers):
+        np.testing.assert_array_equal(measured.strength.per_node()[0], expected.strength.per_node()[0])
+        assert not np.array_equal(measured.strength.per_node()[0], old.strength.per_node()[0])
 
 
 def test_fixed_grid_is_shared_and_symmetric():
