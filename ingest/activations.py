@@ -86,13 +86,18 @@ class Stream:
         import torch
 
         rows = values.shape[0]
-        compiled = values.device.type == "cpu" and values.dtype in (torch.float32, torch.float64)
-        if compiled:
+        picks = None  # the sample's positions in this batch, when it is not kept whole
+        if self.expected_rows * self.nodes > SAMPLE_SIZE:
+            take = min(values.numel(), math.ceil(SAMPLE_SIZE * rows / self.expected_rows))
+            picks = sample_positions(seed, values.numel(), take, self.rows)
+        if values.device.type == "cpu" and values.dtype in (torch.float32, torch.float64):
             from .batch_moments import batch_moments
 
-            moments = batch_moments(values.detach().numpy(), self.saturates)
+            *moments, sample = batch_moments(values.detach().numpy(), self.saturates,
+                                             *(() if picks is None else (picks.numpy(),)))
         else:
             moments = _torch_moments(values, self.saturates)
+            sample = None if picks is None else values.reshape(-1)[picks.to(values.device)].double().cpu().numpy()
         mean, deviations, low, high, zeros, saturated = moments
         if not math.isfinite(mean.sum() + deviations.sum()):  # NaN and infinities reach the sums
             return False
@@ -102,16 +107,7 @@ class Stream:
         if self.activation:
             self.zeros += zeros
             self.saturated += saturated
-        flat = values.reshape(-1)
-        if self.expected_rows * self.nodes <= SAMPLE_SIZE:
-            self.sample.append(flat.double().cpu().numpy())
-        else:
-            take = min(flat.numel(), math.ceil(SAMPLE_SIZE * rows / self.expected_rows))
-            picks = sample_positions(seed, flat.numel(), take, self.rows - rows)
-            if compiled:  # numpy's gather: a fifth of torch's indexing time here (measured)
-                self.sample.append(flat.detach().numpy()[picks.numpy()].astype(np.float64))
-            else:
-                self.sample.append(flat[picks.to(values.device)].double().cpu().numpy())
+        self.sample.append(values.reshape(-1).double().cpu().numpy() if picks is None else sample)
         return True
 
     @classmethod
@@ -353,7 +349,8 @@ def data_metrics(module, data, *, samples: int | None = None, seed: int = 0, bia
     return DataMetrics(inputs.record(), options, layers, not_measured)
 
 
-_TRACED = weakref.WeakKeyDictionary()  # module -> {(input shape, dtype, fold): (topology, heads, graph)}
+_TRACED = weakref.WeakKeyDictionary()  # module -> {(input shape, dtype, fold, device): (topology, heads, graph,
+#                                                    the graph's weights by name)}
 
 
 def _traced(module, inputs, fold_batch_norm: bool, device):
@@ -368,15 +365,16 @@ def _traced(module, inputs, fold_batch_norm: bool, device):
     if key not in cached:
         program = _export(module, inputs)
         topology, heads = with_values(program, fold_batch_norm=fold_batch_norm)
-        cached[key] = (topology, heads, program.module().to(device))
+        graph = program.module().to(device)
+        cached[key] = (topology, heads, graph, list(graph.state_dict().items()))
     else:
         # the module's current weights into the graph's, in place: what load_state_dict does
         # without its checks per submodule, which cost a third of the digits CNN's forward pass
         current = module.state_dict()
         with torch.no_grad():
-            for name, tensor in cached[key][2].state_dict().items():
+            for name, tensor in cached[key][3]:
                 tensor.copy_(current[name])
-    return cached[key]
+    return cached[key][:3]
 
 
 def _export(module, inputs):
