@@ -12,6 +12,7 @@ server enforces; Ctrl-C closes the connection, so the server abandons the transa
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from contextlib import contextmanager
@@ -101,7 +102,17 @@ class Store:
             from nngraph.queries import statements
 
             for statement in statements("schema"):
-                self.write(statement, retries=3)  # two first ingests at once race to create an index
+                try:
+                    self.write(statement, retries=3)  # two first ingests at once race to create an index
+                except QueryRefused as refused:
+                    # an ingest killed while Neo4j built a constraint's index can leave that index
+                    # behind without its constraint (Neo4j drops such orphans only at its next
+                    # start): drop it, and create the constraint again
+                    orphan = re.search(r"CONSTRAINT (\w+) IF NOT EXISTS", statement)
+                    if orphan is None or f"already exists an index called '{orphan[1]}'" not in str(refused):
+                        raise
+                    self.write(f"DROP INDEX {orphan[1]} IF EXISTS")
+                    self.write(statement, retries=3)
             self._schema_ready = True
 
     def __enter__(self):

@@ -7,11 +7,13 @@ from click.testing import CliRunner
 
 from models import save_small_mlp, small_mlp
 from nngraph.cli import cli
+from nngraph.config import resolve_connection
 from nngraph.errors import NNGraphError
 from nngraph.ingest import compute_metrics, ingest_module, load_network
 from nngraph.ingest import writer
 from nngraph.ingest.edges import EdgePolicy
 from nngraph.servers import managed_server
+from nngraph.store import Store
 from servers import KINDS, apply, environment, seed_neo4j
 
 
@@ -87,6 +89,24 @@ def test_interrupted_ingest_is_invisible_then_cleaned(store, mlp_file, model_nam
     leftovers = store.read("MATCH (n:Neuron) WHERE n.version STARTS WITH '' AND NOT EXISTS "
                            "{ MATCH (v:Version) WHERE v.uid = n.version } RETURN count(n) AS c")
     assert leftovers == [{"c": 0}]
+
+
+def test_a_constraint_index_left_without_its_constraint_is_replaced(store, target, model_name):
+    """An ingest killed while Neo4j built the index of the `model_name` constraint can leave that
+    index behind without the constraint (seen in the kill test); the next ingest's schema step drops
+    it and creates the constraint (a plain index of that name stands in for the orphan here)."""
+    if target != "neo4j":
+        pytest.skip("a Neo4j behaviour: ArcadeDB builds a constraint and its index as one step")
+    store.write("DROP CONSTRAINT model_name IF EXISTS")
+    store.write("CREATE INDEX model_name FOR (m:Model) ON (m.name)")
+    with Store.open(resolve_connection()) as fresh:
+        fresh.ensure_schema()
+        fresh.write("CREATE (:Model {name: $m})", {"m": model_name})
+        try:
+            with pytest.raises(NNGraphError, match="already exists"):  # the uniqueness constraint is back
+                fresh.write("CREATE (:Model {name: $m})", {"m": model_name})
+        finally:
+            fresh.write("MATCH (m:Model {name: $m}) DELETE m", {"m": model_name})
 
 
 @pytest.mark.parametrize("policy,expected", [
