@@ -94,10 +94,13 @@ class Stream:
             from .batch_moments import batch_moments
 
             *moments, sample = batch_moments(values.detach().numpy(), self.saturates,
-                                             *(() if picks is None else (picks.numpy(),)))
+                                             None if picks is None else picks.numpy())
         else:
             moments = _torch_moments(values, self.saturates)
-            sample = None if picks is None else values.reshape(-1)[picks.to(values.device)].double().cpu().numpy()
+            if picks is not None:
+                sample = values.reshape(-1)[picks.to(values.device)].double().cpu().numpy()
+        if picks is None:  # the whole batch is the sample
+            sample = values.reshape(-1).double().cpu().numpy()
         mean, deviations, low, high, zeros, saturated = moments
         if not math.isfinite(mean.sum() + deviations.sum()):  # NaN and infinities reach the sums
             return False
@@ -107,7 +110,7 @@ class Stream:
         if self.activation:
             self.zeros += zeros
             self.saturated += saturated
-        self.sample.append(values.reshape(-1).double().cpu().numpy() if picks is None else sample)
+        self.sample.append(sample)
         return True
 
     @classmethod
@@ -349,8 +352,7 @@ def data_metrics(module, data, *, samples: int | None = None, seed: int = 0, bia
     return DataMetrics(inputs.record(), options, layers, not_measured)
 
 
-_TRACED = weakref.WeakKeyDictionary()  # module -> {(input shape, dtype, fold, device): (topology, heads, graph,
-#                                                    the graph's weights by name)}
+_TRACED = weakref.WeakKeyDictionary()  # module -> {(input shape, dtype, fold, device): (topology, heads, graph)}
 
 
 def _traced(module, inputs, fold_batch_norm: bool, device):
@@ -365,16 +367,15 @@ def _traced(module, inputs, fold_batch_norm: bool, device):
     if key not in cached:
         program = _export(module, inputs)
         topology, heads = with_values(program, fold_batch_norm=fold_batch_norm)
-        graph = program.module().to(device)
-        cached[key] = (topology, heads, graph, list(graph.state_dict().items()))
+        cached[key] = (topology, heads, program.module().to(device))
     else:
         # the module's current weights into the graph's, in place: what load_state_dict does
         # without its checks per submodule, which cost a third of the digits CNN's forward pass
         current = module.state_dict()
         with torch.no_grad():
-            for name, tensor in cached[key][3]:
+            for name, tensor in cached[key][2].state_dict().items():
                 tensor.copy_(current[name])
-    return cached[key][:3]
+    return cached[key]
 
 
 def _export(module, inputs):

@@ -17,15 +17,17 @@ from .fused_sums import FLUSH_ROWS, compile_kernel
 _NO_PICKS = np.zeros(0, np.int64)
 
 
-def batch_moments(values: np.ndarray, saturation: tuple[float, float, bool] | None, picks: np.ndarray = _NO_PICKS):
+def batch_moments(values: np.ndarray, saturation: tuple[float, float, bool] | None, picks: np.ndarray | None = None):
     """(column means, column sums of squared deviations: float64 arrays; low, high, zeros,
-    saturated; the values at the flat positions `picks`, as float64) of a (rows, nodes) float32 or
-    float64 array. `saturation` = (below, above, inclusive): a value saturates below `below` or
-    above `above` (or at them, when inclusive). NaN or infinite values make the sums so."""
+    saturated; the values at the flat positions `picks` (none if None), as float64) of a
+    (rows, nodes) float32 or float64 array. `saturation` = (below, above, inclusive): a value
+    saturates below `below` or above `above` (or at them, when inclusive). NaN or infinite values
+    make the sums so."""
     values = np.ascontiguousarray(values)
     below, above, inclusive = saturation or (0.0, 0.0, False)
     # the thresholds in the values' type, compared as torch compares them (a float32 0.99, not 0.99)
     thresholds = np.array([below, above], values.dtype)
+    picks = _NO_PICKS if picks is None else picks
     sample = np.empty(picks.size)
     return _moments(values, thresholds, inclusive, saturation is not None, picks, sample) + (sample,)
 
