@@ -83,26 +83,13 @@ class Stream:
 
     def add(self, values, seed: int) -> bool:
         """Adds a batch; False (and nothing added) if it holds NaN or infinite values."""
-        import torch
-
         rows = values.shape[0]
         picks = None  # the sample's positions in this batch, when it is not kept whole
         if self.expected_rows * self.nodes > SAMPLE_SIZE:
             take = min(values.numel(), math.ceil(SAMPLE_SIZE * rows / self.expected_rows))
             picks = sample_positions(seed, values.numel(), take, self.rows)
-        if values.device.type == "cpu" and values.dtype in (torch.float32, torch.float64):
-            from .batch_moments import batch_moments
-
-            *moments, sample = batch_moments(values.detach().numpy(), self.saturates,
-                                             None if picks is None else picks.numpy())
-        else:
-            moments = _torch_moments(values, self.saturates)
-            if picks is not None:
-                sample = values.reshape(-1)[picks.to(values.device)].double().cpu().numpy()
-        if picks is None:  # the whole batch is the sample
-            sample = values.reshape(-1).double().cpu().numpy()
-        mean, deviations, low, high, zeros, saturated = moments
-        if not math.isfinite(mean.sum() + deviations.sum()):  # NaN and infinities reach the sums
+        finite, mean, deviations, low, high, zeros, saturated, sample = _moments(values, self.saturates, picks)
+        if not finite:
             return False
         self.means, self.deviations, self.rows = _combined(self.means, self.deviations, self.rows,
                                                            mean, deviations, rows)
@@ -152,9 +139,25 @@ class Stream:
         return self.means, np.sqrt(self.deviations / self.rows)
 
 
-def _torch_moments(values, saturation):
-    """What batch_moments gives, from torch's calls (CUDA, half precision). Column sums as
-    matrix-vector products: several times faster than torch's reductions over dim 0 (var_mean)."""
+def _moments(values, saturation, picks):
+    """batch_moments' figures of a batch of values, `picks` a tensor of positions or None: on the
+    CPU from the compiled pass, else (CUDA, half precision) from torch's calls."""
+    if values.device.type == "cpu" and values.dtype.itemsize >= 4 and values.is_floating_point():
+        return _batch_moments()(values.detach().numpy(), saturation, None if picks is None else picks.numpy())
+    return _torch_moments(values, saturation, picks)
+
+
+@functools.cache
+def _batch_moments():
+    """The compiled pass, imported on first use (numba takes a second to import)."""
+    from .batch_moments import batch_moments
+
+    return batch_moments
+
+
+def _torch_moments(values, saturation, picks=None):
+    """What batch_moments gives, from torch's calls. Column sums as matrix-vector products:
+    several times faster than torch's reductions over dim 0 (var_mean)."""
     import torch
 
     rows = values.shape[0]
@@ -168,8 +171,11 @@ def _torch_moments(values, saturation):
         below, above, inclusive = saturation
         outside = (values <= below) | (values >= above) if inclusive else (values < below) | (values > above)
         saturated = int(torch.count_nonzero(outside))
-    return (mean.double().cpu().numpy(), deviations.double().cpu().numpy(), float(low), float(high), zeros,
-            saturated)
+    flat = values.reshape(-1)
+    sample = flat if picks is None else flat[picks.to(values.device)]
+    mean, deviations = mean.double().cpu().numpy(), deviations.double().cpu().numpy()
+    return (math.isfinite(mean.sum() + deviations.sum()), mean, deviations, float(low), float(high), zeros,
+            saturated, sample.double().cpu().numpy())
 
 
 def _combined(mean_a, deviations_a, rows_a: int, mean_b, deviations_b, rows_b: int):
@@ -367,7 +373,9 @@ def _traced(module, inputs, fold_batch_norm: bool, device):
     if key not in cached:
         program = _export(module, inputs)
         topology, heads = with_values(program, fold_batch_norm=fold_batch_norm)
-        cached[key] = (topology, heads, program.module().to(device))
+        # without the guards' check of each input (20-50 us a batch on the digits networks):
+        # every batch has the shape the export was checked with, bar the dynamic batch size
+        cached[key] = (topology, heads, program.module(check_guards=False).to(device))
     else:
         # the module's current weights into the graph's, in place: what load_state_dict does
         # without its checks per submodule, which cost a third of the digits CNN's forward pass

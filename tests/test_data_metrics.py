@@ -2,6 +2,7 @@
 example computed by hand, NS against the module's own pre-activations, and bad data."""
 
 import copy
+import math
 
 import numpy as np
 import pytest
@@ -166,8 +167,10 @@ def test_compiled_batch_statistics_equal_torchs(rows, nodes, seed, dtype, rule, 
         values = values.t().contiguous().t()
     saturation = ACTIVATIONS[rule]
     picks = torch.randint(0, rows * nodes, (17,), generator=generator)
-    mean, deviations, low, high, zeros, saturated, sample = batch_moments(values.numpy(), saturation, picks.numpy())
-    t_mean, t_deviations, t_low, t_high, t_zeros, t_saturated = _torch_moments(values, saturation)
+    finite, mean, deviations, low, high, zeros, saturated, sample = batch_moments(values.numpy(), saturation,
+                                                                                  picks.numpy())
+    t_finite, t_mean, t_deviations, t_low, t_high, t_zeros, t_saturated, t_sample = _torch_moments(values, saturation,
+                                                                                                   picks)
     exact = values.double()
     # float32 values are summed 64 rows at a time in float32: to its precision
     tolerance = 1e-5 if dtype == torch.float32 else 1e-12
@@ -176,16 +179,29 @@ def test_compiled_batch_statistics_equal_torchs(rows, nodes, seed, dtype, rule, 
     np.testing.assert_allclose(deviations, ((exact - exact.mean(0)) ** 2).sum(0).numpy(), rtol=tolerance,
                                atol=tolerance * scale * scale)
     np.testing.assert_allclose(mean, t_mean, rtol=1e-5, atol=1e-5 * scale)
-    assert (low, high, zeros, saturated) == (t_low, t_high, t_zeros, t_saturated)
+    assert (finite, low, high, zeros, saturated) == (t_finite, t_low, t_high, t_zeros, t_saturated) == \
+        (True, float(values.min()), float(values.max()), zeros, saturated)
     assert zeros == int((values == 0).sum())
     np.testing.assert_array_equal(sample, exact.reshape(-1)[picks].numpy())
+    np.testing.assert_array_equal(t_sample, sample)
+    whole, t_whole = batch_moments(values.numpy(), saturation)[-1], _torch_moments(values, saturation)[-1]
+    np.testing.assert_array_equal(whole, exact.reshape(-1).numpy())
+    np.testing.assert_array_equal(t_whole, whole)
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_both_batch_passes_find_a_non_finite_value(bad):
+    values = torch.randn(70, 5, generator=torch.Generator().manual_seed(0))
+    values[66, 3] = bad
+    assert batch_moments(values.numpy(), ACTIVATIONS["tanh"])[0] is False
+    assert _torch_moments(values, ACTIVATIONS["tanh"])[0] is False
 
 
 def test_compiled_batch_statistics_keep_a_small_spread_far_from_zero():
     """Values 1000 +- 0.001 in float32: the squared deviations stay those of the exact means (the
     pass works about the means rounded to float32 and corrects for the rounding)."""
     values = 1000.0 + 1e-3 * torch.randn(1000, 8, generator=torch.Generator().manual_seed(0))
-    mean, deviations, *_ = batch_moments(values.numpy(), None)
+    _, mean, deviations, *_ = batch_moments(values.numpy(), None)
     exact = values.double()
     np.testing.assert_allclose(deviations, ((exact - exact.mean(0)) ** 2).sum(0).numpy(), rtol=1e-6)
     np.testing.assert_allclose(mean, exact.mean(0).numpy(), rtol=1e-9)
