@@ -17,7 +17,9 @@ import torch
 
 from .strengths import Moments
 
-PARALLEL_MIN_ELEMENTS = 1 << 18  # measured: smaller layers are quicker on one thread
+# measured: smaller layers are quicker on one thread; MiniLM's 384x384 layers take two (its
+# metrics 11.1-11.3 against 11.6-11.7 ms with them on one, three rounds, bench/README.md)
+PARALLEL_MIN_ELEMENTS = 1 << 16
 FLUSH_ROWS = 64  # column sums gather 64 rows in the weights' type, then go into float64
 _NO_BIAS = np.zeros(0, np.float32)
 
@@ -35,7 +37,6 @@ def folded_sums(weight: torch.Tensor, row_scale: torch.Tensor | None, col_scale:
     columns = np.empty((chunks, n_columns), np.float64)
     extremes = np.empty((2, chunks, n_columns), w.dtype)
     sample = np.empty(positions.size, w.dtype)
-    # measured: below PARALLEL_MIN_ELEMENTS a second thread gains nothing on these 2 vCPUs
     summed = _one_chunk if chunks == 1 else _chunks
     sums = summed(w, rows_scale, columns_scale, rows, columns, extremes, positions, sample,
                   _NO_BIAS if bias is None else bias)

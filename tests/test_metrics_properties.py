@@ -18,6 +18,7 @@ from nngraph.ingest.graph_rows import pixel_edges
 from nngraph.ingest.link_weights import (HISTOGRAM_BINS, QUANTILES, SAMPLE_SIZE, LinkWeightStats, gather,
                                           link_weight_stats)
 from nngraph.ingest.persistence import neural_persistence
+from nngraph.ingest.row_sort import RADIX_MIN, sort_rows
 from nngraph.ingest.strengths import Moments, dense_strengths
 
 SETTINGS = settings(max_examples=40, deadline=None)
@@ -257,6 +258,25 @@ def test_link_weight_stats_of_many_layers_equal_each_layer_alone():
         assert stats == link_weight_stats(weight, bias, moments, exact_limit=5000)
     assert results[-1]["histogram"]["counts"][HISTOGRAM_BINS // 2] == 25 and results[-1]["quantiles"]["q50"] == 2.0
 
+
+
+@settings(max_examples=30, deadline=None)
+@given(rows=st.integers(1, 4), length=st.sampled_from([1, 7, RADIX_MIN - 1, RADIX_MIN, 4096, 5001]),
+       seed=st.integers(0, 2**16), scale=st.sampled_from([1e-30, 1e-3, 1.0, 1e30]),
+       dtype=st.sampled_from([np.float32, np.float64]), constant=st.booleans())
+def test_rows_sorted_in_place_equal_numpys_sort(rows, length, seed, scale, dtype, constant):
+    """The radix sort of float32 rows gives numpy's order: negatives, signed zeros, infinities,
+    ties, a row of one value (its digits' passes skipped), values far from 1."""
+    rng = np.random.default_rng(seed)
+    samples = (rng.standard_normal((rows, length)) * scale).astype(dtype)
+    special = np.array([0.0, -0.0, np.inf, -np.inf, 1.5, -1.5], dtype)
+    samples.flat[rng.integers(0, samples.size, samples.size // 5)] = special[rng.integers(0, 6, samples.size // 5)]
+    if constant:
+        samples[0] = -2.25
+    expected = np.sort(samples, axis=1)
+    sort_rows(samples)
+    np.testing.assert_array_equal(samples, expected)
+    assert samples.dtype == dtype
 
 @SETTINGS
 @given(case=CONV_CASES)
