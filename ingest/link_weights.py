@@ -3,10 +3,11 @@
 A layer's sample is concat(W.ravel(), b): a shared conv kernel entry counts once. Mean, std,
 min and max are exact (from the moments of the strength pass). Quantiles and the histogram
 are exact up to EXACT_LIMIT values; above it they come from a seeded uniform sample of
-SAMPLE_SIZE values, and `sampled` says so. Their cost is the sort (row_sort.py: 16 us for 4,096
-float32 values, what a sum over 0.5M weights takes), so sampling keeps the statistics of
-MiniLM's 590K-weight layers to a fraction of their strength pass (bench/transformer.py). The rank error of a
-sampled quantile is at most 0.8% (one standard deviation, at the median; 0.16% at q01 and q99).
+SAMPLE_SIZE values, and `sampled` says so. Their cost is the sort (row_sort.py: 16 us for
+4,096 float32 values, what a sum over 0.5M weights takes), so sampling keeps the statistics of
+MiniLM's 590K-weight layers to a fraction of their strength pass (bench/transformer.py). The
+rank error of a sampled quantile is at most 0.8% (one standard deviation, at the median; 0.16%
+at q01 and q99).
 
 The samples are taken as each layer is read and sorted together at the end, one sort per
 sample length for all layers of that length (a transformer's blocks repeat their shapes).
