@@ -48,7 +48,7 @@ SAMPLE_SIZE = 1 << 14  # values kept per layer for quantiles; exact below it
 
 
 @functools.lru_cache(maxsize=256)
-def sample_positions(seed: int, values: int, take: int, batch: int):
+def sample_positions(seed: int, values: int, take: int, batch: int) -> np.ndarray:
     """`take` seeded uniform positions, with replacement, among the `values` of the batch starting
     at row `batch`: a function of these numbers only, so the streams of one size share the draw,
     and so do the versions of a training loop (kept: on the digits networks the draws cost more
@@ -57,7 +57,8 @@ def sample_positions(seed: int, values: int, take: int, batch: int):
     import torch
 
     state = int(np.random.SeedSequence([seed, values, take, batch]).generate_state(1)[0])
-    return torch.randint(0, values, (take,), generator=torch.Generator().manual_seed(state))
+    # in order: the gather then reads the batch front to back (a third quicker, measured)
+    return torch.randint(0, values, (take,), generator=torch.Generator().manual_seed(state)).sort().values.numpy()
 
 
 @dataclass
@@ -80,17 +81,26 @@ class Stream:
     zeros: int = 0
     saturated: int = 0
     sample: list = field(default_factory=list)
+    rectified: bool = False  # the sample holds values whose ReLU it is (a ReLU's NA shares NS's)
 
-    def add(self, values, seed: int) -> bool:
-        """Adds a batch; False (and nothing added) if it holds NaN or infinite values."""
-        rows = values.shape[0]
+    def add(self, values, seed: int, relu: "Stream | None" = None) -> bool:
+        """Adds a batch, and with `relu` its max(values, 0) to that stream (a `rectified` one),
+        from the same read: a ReLU layer's NA, a stream of the same size, so its sample takes
+        the same positions and is this one's. False (and nothing added) if the batch holds NaN
+        or infinite values."""
         picks = None  # the sample's positions in this batch, when it is not kept whole
         if self.expected_rows * self.nodes > SAMPLE_SIZE:
-            take = min(values.numel(), math.ceil(SAMPLE_SIZE * rows / self.expected_rows))
+            take = min(values.numel(), math.ceil(SAMPLE_SIZE * values.shape[0] / self.expected_rows))
             picks = sample_positions(seed, values.numel(), take, self.rows)
-        finite, mean, deviations, low, high, zeros, saturated, sample = _moments(values, self.saturates, picks)
+        finite, moments, relu_moments = _moments(values, self.saturates, picks, relu is not None, self.activation)
         if not finite:
             return False
+        self._merge(values.shape[0], *moments)
+        if relu is not None:
+            relu._merge(values.shape[0], *relu_moments, moments[-1])
+        return True
+
+    def _merge(self, rows, mean, deviations, low, high, zeros, saturated, sample) -> None:
         self.means, self.deviations, self.rows = _combined(self.means, self.deviations, self.rows,
                                                            mean, deviations, rows)
         self.low, self.high = min(self.low, low), max(self.high, high)
@@ -98,7 +108,6 @@ class Stream:
             self.zeros += zeros
             self.saturated += saturated
         self.sample.append(sample)
-        return True
 
     @classmethod
     def pooled(cls, streams: list["Stream"]) -> "Stream":
@@ -108,7 +117,7 @@ class Stream:
         pooled = cls(first.nodes, sum(s.expected_rows for s in streams), first.saturates, first.activation,
                      low=min(s.low for s in streams), high=max(s.high for s in streams),
                      zeros=sum(s.zeros for s in streams), saturated=sum(s.saturated for s in streams),
-                     sample=[part for s in streams for part in s.sample])
+                     sample=[s.sampled_values() for s in streams])
         for stream in streams:
             pooled.means, pooled.deviations, pooled.rows = _combined(pooled.means, pooled.deviations, pooled.rows,
                                                                      stream.means, stream.deviations, stream.rows)
@@ -120,7 +129,7 @@ class Stream:
         # every node has the same rows: the pooled squared deviations are the nodes' own plus
         # each node's rows times its mean's squared distance from the pooled mean
         deviations = float(self.deviations.sum()) + self.rows * float(((self.means - mean) ** 2).sum())
-        sample = np.concatenate(self.sample)
+        sample = self.sampled_values()
         result = {
             "count": count, "mean": mean, "std": math.sqrt(max(deviations / count, 0.0)),
             "min": self.low, "max": self.high,
@@ -134,17 +143,22 @@ class Stream:
             result["saturated_fraction"] = None if self.saturates is None else self.saturated / count
         return result
 
+    def sampled_values(self) -> np.ndarray:
+        """The sample, in float64."""
+        sample = np.concatenate(self.sample, dtype=np.float64)
+        return np.maximum(sample, 0.0, out=sample) if self.rectified else sample
+
     def per_node(self) -> tuple[np.ndarray, np.ndarray]:
         """(mean, population std) of each node over the rows."""
         return self.means, np.sqrt(self.deviations / self.rows)
 
 
-def _moments(values, saturation, picks):
-    """batch_moments' figures of a batch of values, `picks` a tensor of positions or None: on the
-    CPU from the compiled pass, else (CUDA, half precision) from torch's calls."""
-    if values.device.type == "cpu" and values.dtype.itemsize >= 4 and values.is_floating_point():
-        return _batch_moments()(values.detach().numpy(), saturation, None if picks is None else picks.numpy())
-    return _torch_moments(values, saturation, picks)
+def _moments(values, saturation, picks, relu: bool, counts_zeros: bool):
+    """batch_moments' figures of a batch of values (no gradient), `picks` an array of positions or
+    None: on the CPU from the compiled pass, else (CUDA, half precision) from torch's calls."""
+    if values.is_cpu and values.dtype.itemsize >= 4 and values.is_floating_point():
+        return _batch_moments()(values.numpy(), saturation, picks, relu, counts_zeros)
+    return _torch_moments(values, saturation, picks, relu)
 
 
 @functools.cache
@@ -155,9 +169,17 @@ def _batch_moments():
     return batch_moments
 
 
-def _torch_moments(values, saturation, picks=None):
-    """What batch_moments gives, from torch's calls. Column sums as matrix-vector products:
-    several times faster than torch's reductions over dim 0 (var_mean)."""
+def _torch_moments(values, saturation, picks=None, relu: bool = False):
+    """What batch_moments gives, from torch's calls."""
+    import torch
+
+    finite, *moments = _torch_stream(values, saturation, picks)
+    return finite, tuple(moments), _torch_stream(torch.relu(values), None, picks)[1:-1] if relu else None
+
+
+def _torch_stream(values, saturation, picks):
+    """(finite, *moments) of one stream's batch. Column sums as matrix-vector products: several
+    times faster than torch's reductions over dim 0 (var_mean)."""
     import torch
 
     rows = values.shape[0]
@@ -172,7 +194,7 @@ def _torch_moments(values, saturation, picks=None):
         outside = (values <= below) | (values >= above) if inclusive else (values < below) | (values > above)
         saturated = int(torch.count_nonzero(outside))
     flat = values.reshape(-1)
-    sample = flat if picks is None else flat[picks.to(values.device)]
+    sample = flat if picks is None else flat[torch.from_numpy(picks).to(values.device)]
     mean, deviations = mean.double().cpu().numpy(), deviations.double().cpu().numpy()
     return (math.isfinite(mean.sum() + deviations.sum()), mean, deviations, float(low), float(high), zeros,
             saturated, sample.double().cpu().numpy())
@@ -274,20 +296,21 @@ class _Layer:
 
     def add(self, strength, activation, batch: int, count: int, seed: int) -> None:
         """A batch of `batch` inputs: NS and NA as graph values (or already as rows). With no
-        activation function they are the same values, kept once."""
+        activation function they are the same values, kept once; NA given as None is the ReLU
+        of NS, taken in the same pass."""
         same = activation is strength and self.bias is None
         rows = _as_rows(strength, self.layer.nodes, self.layer.name)
         if self.bias is not None:
             rows = rows - self.bias.to(rows.device, rows.dtype)
         if self.strength is None:  # a sample is one row, or one per token position
             expected = count * (rows.shape[0] // batch)
-            saturates = ACTIVATIONS.get(self.activation)
-            self.strength = Stream(self.layer.nodes, expected, saturates, activation=same)
-            self.activation_values = self.strength if same else Stream(self.layer.nodes, expected, saturates, True)
-        if not self.strength.add(rows, seed):
+            self.strength = Stream(self.layer.nodes, expected, activation=same)  # NS counts nothing
+            self.activation_values = self.strength if same else \
+                Stream(self.layer.nodes, expected, ACTIVATIONS.get(self.activation), True, rectified=activation is None)
+        if not self.strength.add(rows, seed, relu=self.activation_values if activation is None else None):
             self._non_finite("strengths")
-        if not same and not self.activation_values.add(_as_rows(activation, self.layer.nodes, self.layer.name),
-                                                       seed):
+        if not same and activation is not None and \
+                not self.activation_values.add(_as_rows(activation, self.layer.nodes, self.layer.name), seed):
             self._non_finite("activations")
 
     def _non_finite(self, what: str):
@@ -306,37 +329,29 @@ def data_metrics(module, data, *, samples: int | None = None, seed: int = 0, bia
 
     inputs = data if isinstance(data, Inputs) else load_inputs(data, samples, seed)
     device = resolve_device(device)
-    topology, heads, graph = _traced(module, inputs, fold_batch_norm, device)
+    traced = _traced(module, inputs, fold_batch_norm, device)
+    topology, heads = traced.topology, traced.heads
     biases = {} if bias else _node_biases(topology, module.state_dict())
-    capture = _Capture(graph)
-    measured, not_measured = [], []
+    capture = _Capture(traced.graph)
+    measured = []
     batch = {}  # the size of the batch being run
 
     def feed(target: _Layer, strength, activation):
         target.add(strength, activation, batch["size"], inputs.count, seed)
 
     steps_of = {}  # recurrent op node -> [(target, (depth, gate, t))]
-    for layer in topology.node_layers:
-        if not any(w.dst == layer.index for w in topology.weight_layers):
-            continue  # the inputs and cuts: no incoming links, no NS
-        head = heads.get(layer.index)
-        if head is None:
-            not_measured.append((layer.name, "no value of the forward pass holds these nodes"))
-            continue
-        if op_name(head) in ACTIVATION_OF:
-            step = step_of(layer.name, module_label(head)[0], int(head.args[4]))
-            if step is None:
-                not_measured.append((layer.name, "a recurrent layer's step that could not be matched to its op"))
-                continue
-            target = _Layer(layer, ACTIVATION_OF[op_name(head)].get(step[1]), biases.get(layer.index), step[2])
-            steps_of.setdefault(head, []).append((target, step))
+    for source in traced.sources:
+        target = _Layer(source.layer, source.activation, biases.get(source.layer.index),
+                        None if source.step is None else source.step[2])
+        if source.step is not None:
+            steps_of.setdefault(source.head, []).append((target, source.step))
+        elif source.relu_in_pass and target.bias is None:  # NA from NS's pass
+            capture.watch(source.head.name, lambda value, args, target=target: feed(target, value, None))
         else:
-            after, activation = _activation_after(head)
-            target = _Layer(layer, activation, biases.get(layer.index))
             values = {}  # NS arrives first (the activation follows it in the graph)
-            capture.watch(head.name, lambda value, args, values=values: values.__setitem__("ns", value))
-            capture.watch(after.name, lambda value, args, target=target, values=values: feed(target, values["ns"],
-                                                                                             value))
+            capture.watch(source.head.name, lambda value, args, values=values: values.__setitem__("ns", value))
+            capture.watch(source.after.name, lambda value, args, target=target, values=values:
+                          feed(target, values["ns"], value))
         measured.append(target)
     for head, targets in steps_of.items():
         def run_steps(value, args, op=op_name(head), targets=targets):
@@ -344,30 +359,89 @@ def data_metrics(module, data, *, samples: int | None = None, seed: int = 0, bia
             for target, step in targets:
                 feed(target, *computed[step])
         capture.watch(head.name, run_steps)
+    dtype, constants = traced.dtype, traced.constants.values()
     with torch.no_grad():
         for start in range(0, inputs.count, batch_size):
             chunk = inputs.tensor[start:start + batch_size].to(device)
             batch["size"] = chunk.shape[0]
-            capture.run_batch(chunk, _input_dtype(module), *_constant_inputs(module).values())
+            capture.run_batch(chunk, dtype, *constants)
     layers = [LayerData(t.layer.index, t.layer.name, t.activation, t.strength, t.activation_values, t.time_step)
               for t in measured]
     options = {"bias_in_strength": bias, "batch_size": batch_size, "device": device.type,
                "batchnorm": "fold" if fold_batch_norm else "pass-through"}
     if any(layer.time_step is not None for layer in layers):  # both readings of METRICS.md section 6
         options["recurrent"] = "per time step (layers), and pooled over the steps (over_time)"
-    return DataMetrics(inputs.record(), options, layers, not_measured)
+    return DataMetrics(inputs.record(), options, layers, traced.not_measured)
 
 
-_TRACED = weakref.WeakKeyDictionary()  # module -> {(input shape, dtype, fold, device): (topology, heads, graph)}
+@dataclass(frozen=True)
+class _Traced:
+    """A module's forward pass as exported for one kind of input."""
+
+    topology: object  # network.Topology
+    heads: dict  # node layer index -> the graph node holding its values
+    graph: object  # the runnable GraphModule, on the device measured on
+    weights: list  # the graph's tensors as (tensor, its path in the module)
+    constants: dict  # keyword inputs the graph takes after the inputs, as _constant_inputs gives them
+
+    @functools.cached_property
+    def _read(self) -> tuple[list["_Source"], list[tuple[str, str]]]:
+        """Where each node layer with incoming links is read in the graph, and the layers that
+        cannot be read, with the reason."""
+        sources, not_measured = [], []
+        for layer in self.topology.node_layers:
+            if not any(w.dst == layer.index for w in self.topology.weight_layers):
+                continue  # the inputs and cuts: no incoming links, no NS
+            head = self.heads.get(layer.index)
+            if head is None:
+                not_measured.append((layer.name, "no value of the forward pass holds these nodes"))
+            elif op_name(head) in ACTIVATION_OF:
+                step = step_of(layer.name, module_label(head)[0], int(head.args[4]))
+                if step is None:
+                    not_measured.append((layer.name, "a recurrent layer's step that could not be matched to its op"))
+                else:
+                    sources.append(_Source(layer, head, head, ACTIVATION_OF[op_name(head)].get(step[1]), False, step))
+            else:
+                after, activation = _activation_after(head)
+                sources.append(_Source(layer, head, after, activation, activation == "relu" and _read_by_relu(head)))
+        return sources, not_measured
+
+    @property
+    def sources(self) -> list["_Source"]:
+        return self._read[0]
+
+    @property
+    def not_measured(self) -> list[tuple[str, str]]:
+        return self._read[1]
+
+    @property
+    def dtype(self):
+        """The type inputs are given in: the weights' (the module's, since _refresh)."""
+        import torch
+
+        return next((tensor.dtype for tensor, _ in self.weights if tensor.is_floating_point()), torch.float32)
 
 
-def _traced(module, inputs, fold_batch_norm: bool, device):
-    """The topology, the graph nodes holding each node layer's values, and the runnable graph
-    (a GraphModule with the module's current weights, on `device`). Exported once per module and
-    kind of input: a training loop measures every epoch of the same module object, and export
-    costs far more than the measurement (bench/data_metrics.py)."""
-    import torch
+@dataclass(frozen=True)
+class _Source:
+    """Where one node layer's values are read in the exported graph."""
 
+    layer: object  # network.NodeLayer
+    head: object  # the graph node holding NS (for a recurrent layer, its op)
+    after: object  # the node holding NA: the activation's, or the head's for the identity
+    activation: str | None
+    relu_in_pass: bool  # a ReLU alone reads NS: NA is taken in NS's pass
+    step: tuple | None = None  # a recurrent layer's (depth, gate, t)
+
+
+_TRACED = weakref.WeakKeyDictionary()  # module -> {(input shape, dtype, fold, device): _Traced}
+
+
+def _traced(module, inputs, fold_batch_norm: bool, device) -> _Traced:
+    """The module's forward pass exported, its graph holding the module's current weights, on
+    `device`. Exported once per module and kind of input: a training loop measures every epoch
+    of the same module object, and export costs far more than the measurement
+    (bench/data_metrics.py)."""
     key = (tuple(inputs.tensor.shape[1:]), inputs.tensor.dtype, fold_batch_norm, str(device))
     cached = _TRACED.setdefault(module, {})
     if key not in cached:
@@ -375,15 +449,37 @@ def _traced(module, inputs, fold_batch_norm: bool, device):
         topology, heads = with_values(program, fold_batch_norm=fold_batch_norm)
         # without the guards' check of each input (20-50 us a batch on the digits networks):
         # every batch has the shape the export was checked with, bar the dynamic batch size
-        cached[key] = (topology, heads, program.module(check_guards=False).to(device))
-    else:
-        # the module's current weights into the graph's, in place: what load_state_dict does
-        # without its checks per submodule, which cost a third of the digits CNN's forward pass
-        current = module.state_dict()
-        with torch.no_grad():
-            for name, tensor in cached[key][2].state_dict().items():
-                tensor.copy_(current[name])
+        graph = program.module(check_guards=False).to(device)
+        weights = [(tensor, name.split(".")) for name, tensor in graph.state_dict(keep_vars=True).items()]
+        cached[key] = _Traced(topology, heads, graph, weights, _constant_inputs(module))
+    _refresh(module, cached[key].weights)
     return cached[key]
+
+
+def _refresh(module, weights) -> None:
+    """The module's current weights into the graph's (tensor, attribute path) pairs. The graph
+    shares the module's tensors as exported, and training updates them in place: only a tensor
+    the module has replaced since (or holds on another device) is copied. Two state_dict calls
+    to compare them cost a fifth of the digits MLP's forward pass (bench/data_metrics.py)."""
+    import torch
+
+    stale = [(tensor, current) for tensor, path in weights if (current := _attribute(module, path)) is not tensor]
+    if stale:
+        with torch.no_grad():
+            for tensor, current in stale:
+                tensor.copy_(current)
+
+
+def _attribute(module, path: list[str]):
+    """The parameter or buffer at `path` in the module, read from its registries (getattr on a
+    module is a Python call per step: it was most of _refresh's time)."""
+    try:
+        for name in path[:-1]:
+            module = module._modules[name]
+        registry = module._parameters if path[-1] in module._parameters else module._buffers
+        return registry[path[-1]]
+    except (KeyError, AttributeError):  # not registered where state_dict's name says: ask the module
+        return functools.reduce(getattr, path, module)
 
 
 def _export(module, inputs):
@@ -474,10 +570,17 @@ def _activation_after(node):
     return (current, activation) if activation else (node, None)
 
 
+def _read_by_relu(node) -> bool:
+    """Whether a ReLU alone reads the node's values, as they are."""
+    return len(node.users) == 1 and op_name(next(iter(node.users))).rstrip("_") == "relu"
+
+
 def _as_rows(value, nodes: int, name: str):
     """A graph value as (rows, nodes): a sample's nodes flattened in order, or per position for
     token sequences; attention's (batch, heads, positions, head_dim) with the heads side by side."""
     shape = tuple(value.shape)
+    if len(shape) == 2 and shape[1] == nodes:
+        return value
     if math.prod(shape[1:]) == nodes:
         return value.reshape(shape[0], nodes)
     if shape and shape[-1] == nodes:

@@ -14,7 +14,7 @@ from hypothesis import given, settings, strategies as st
 from models import resnet_digits
 from nngraph import digits
 from nngraph.errors import NNGraphError
-from nngraph.ingest.activations import ACTIVATIONS, GRID, _torch_moments, data_metrics
+from nngraph.ingest.activations import ACTIVATIONS, GRID, QUANTILES, _torch_moments, data_metrics
 from nngraph.ingest.batch_moments import batch_moments
 from nngraph.ingest.data_source import load_inputs
 
@@ -110,6 +110,12 @@ def test_strengths_are_the_modules_pre_activations(architecture, seed, samples, 
         np.testing.assert_allclose(layer.activation_values.per_node()[0], after.double().mean(0).numpy(), atol=1e-5)
         summary = layer.strength.summary(activation=False)
         assert sum(summary["histogram"]["counts"]) == (summary["sampled"] or expected.numel())
+        # every value is kept here: the quantiles, extremes and zeros of NA are its own (to the
+        # float32 rounding in which the functional calls and the graph may differ)
+        na, exact = layer.activation_values.summary(activation=True), after.double().reshape(-1).numpy()
+        assert list(na["quantiles"].values()) == pytest.approx(np.quantile(exact, QUANTILES).tolist(), abs=1e-6)
+        assert (na["min"], na["max"]) == pytest.approx((exact.min(), exact.max()), abs=1e-6)
+        assert na["zero_fraction"] == np.mean(exact == 0)
 
 
 def test_permuting_hidden_neurons_permutes_their_values():
@@ -154,10 +160,11 @@ def test_residual_cnn_with_batchnorm_reads_the_folded_values():
 @settings(max_examples=40, deadline=None)
 @given(rows=st.integers(1, 40), nodes=st.integers(1, 40), seed=st.integers(0, 2**16),
        dtype=st.sampled_from([torch.float32, torch.float64]), rule=st.sampled_from(sorted(ACTIVATIONS)),
-       transposed=st.booleans())
-def test_compiled_batch_statistics_equal_torchs(rows, nodes, seed, dtype, rule, transposed):
+       transposed=st.booleans(), relu=st.booleans())
+def test_compiled_batch_statistics_equal_torchs(rows, nodes, seed, dtype, rule, transposed, relu):
     """The CPU's compiled pass gives what torch's calls give (the CUDA path), with values lying
-    exactly on every saturation threshold and on zero, for every activation's rule."""
+    exactly on every saturation threshold and on zero, for every activation's rule; the ReLU
+    taken in the same pass gives what a pass over the ReLU's output gives."""
     generator = torch.Generator().manual_seed(seed)
     values = torch.randn(rows, nodes, generator=generator, dtype=dtype) * 2
     on_edges = torch.tensor([0.0, 0.99, -0.99, 1.0, -1.0, 0.01], dtype=dtype)
@@ -167,41 +174,61 @@ def test_compiled_batch_statistics_equal_torchs(rows, nodes, seed, dtype, rule, 
         values = values.t().contiguous().t()
     saturation = ACTIVATIONS[rule]
     picks = torch.randint(0, rows * nodes, (17,), generator=generator)
-    finite, mean, deviations, low, high, zeros, saturated, sample = batch_moments(values.numpy(), saturation,
-                                                                                  picks.numpy())
-    t_finite, t_mean, t_deviations, t_low, t_high, t_zeros, t_saturated, t_sample = _torch_moments(values, saturation,
-                                                                                                   picks)
-    exact = values.double()
+    finite, moments, of_relu = batch_moments(values.numpy(), saturation, picks.numpy(), relu)
+    t_finite, t_moments, t_of_relu = _torch_moments(values, saturation, picks.numpy(), relu)
     # float32 values are summed 64 rows at a time in float32: to its precision
     tolerance = 1e-5 if dtype == torch.float32 else 1e-12
-    scale = float(exact.abs().max()) + 1.0
-    np.testing.assert_allclose(mean, exact.mean(0).numpy(), rtol=tolerance, atol=tolerance * scale)
-    np.testing.assert_allclose(deviations, ((exact - exact.mean(0)) ** 2).sum(0).numpy(), rtol=tolerance,
-                               atol=tolerance * scale * scale)
-    np.testing.assert_allclose(mean, t_mean, rtol=1e-5, atol=1e-5 * scale)
-    assert (finite, low, high, zeros, saturated) == (t_finite, t_low, t_high, t_zeros, t_saturated) == \
-        (True, float(values.min()), float(values.max()), zeros, saturated)
-    assert zeros == int((values == 0).sum())
-    np.testing.assert_array_equal(sample, exact.reshape(-1)[picks].numpy())
-    np.testing.assert_array_equal(t_sample, sample)
-    whole, t_whole = batch_moments(values.numpy(), saturation)[-1], _torch_moments(values, saturation)[-1]
-    np.testing.assert_array_equal(whole, exact.reshape(-1).numpy())
+    assert finite is t_finite is True
+    for given_values, part, t_part, rule_of, rectified in [(values, moments, t_moments, saturation, False)] + \
+            ([(F.relu(values), of_relu + moments[-1:], t_of_relu + t_moments[-1:], None, True)] if relu else []):
+        mean, deviations, low, high, zeros, saturated, sample = part
+        exact = given_values.double()
+        scale = float(exact.abs().max()) + 1.0
+        np.testing.assert_allclose(mean, exact.mean(0).numpy(), rtol=tolerance, atol=tolerance * scale)
+        np.testing.assert_allclose(deviations, ((exact - exact.mean(0)) ** 2).sum(0).numpy(), rtol=tolerance,
+                                   atol=tolerance * scale * scale)
+        np.testing.assert_allclose(mean, t_part[0], rtol=1e-5, atol=1e-5 * scale)
+        assert (low, high, zeros, saturated) == tuple(t_part[2:6]) == \
+            (float(exact.min()), float(exact.max()), int((exact == 0).sum()), _saturated(given_values, rule_of))
+        # a ReLU's sample is the values' sample, rectified when summarised
+        np.testing.assert_array_equal(np.maximum(sample, 0) if rectified else sample,
+                                      exact.reshape(-1)[picks].numpy())
+        np.testing.assert_array_equal(t_part[6], sample)
+    if relu:  # the same figures as a pass of their own over the ReLU's output
+        alone = batch_moments(F.relu(values).numpy(), None, picks.numpy())[1]
+        assert alone[2:6] == of_relu[2:6]
+        np.testing.assert_array_equal(alone[6], np.maximum(moments[-1], 0))
+        for figure, its_own in zip(of_relu[:2], alone[:2]):
+            np.testing.assert_allclose(figure, its_own, rtol=tolerance, atol=tolerance)
+    else:
+        assert of_relu is t_of_relu is None
+    whole, t_whole = batch_moments(values.numpy(), saturation)[1][-1], _torch_moments(values, saturation)[1][-1]
+    np.testing.assert_array_equal(whole, values.double().reshape(-1).numpy())
     np.testing.assert_array_equal(t_whole, whole)
+
+
+def _saturated(values, rule) -> int:
+    if rule is None:
+        return 0
+    below, above, inclusive = rule
+    low, high = float(torch.tensor(below, dtype=values.dtype)), float(torch.tensor(above, dtype=values.dtype))
+    return int(((values <= low) | (values >= high)).sum() if inclusive else ((values < low) | (values > high)).sum())
 
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
 def test_both_batch_passes_find_a_non_finite_value(bad):
     values = torch.randn(70, 5, generator=torch.Generator().manual_seed(0))
     values[66, 3] = bad
-    assert batch_moments(values.numpy(), ACTIVATIONS["tanh"])[0] is False
-    assert _torch_moments(values, ACTIVATIONS["tanh"])[0] is False
+    for relu in (False, True):
+        assert batch_moments(values.numpy(), ACTIVATIONS["tanh"], None, relu)[0] is False
+        assert _torch_moments(values, ACTIVATIONS["tanh"], None, relu)[0] is False
 
 
 def test_compiled_batch_statistics_keep_a_small_spread_far_from_zero():
     """Values 1000 +- 0.001 in float32: the squared deviations stay those of the exact means (the
     pass works about the means rounded to float32 and corrects for the rounding)."""
     values = 1000.0 + 1e-3 * torch.randn(1000, 8, generator=torch.Generator().manual_seed(0))
-    _, mean, deviations, *_ = batch_moments(values.numpy(), None)
+    mean, deviations, *_ = batch_moments(values.numpy(), None)[1]
     exact = values.double()
     np.testing.assert_allclose(deviations, ((exact - exact.mean(0)) ** 2).sum(0).numpy(), rtol=1e-6)
     np.testing.assert_allclose(mean, exact.mean(0).numpy(), rtol=1e-9)
@@ -209,12 +236,14 @@ def test_compiled_batch_statistics_keep_a_small_spread_far_from_zero():
 
 def test_a_module_measured_again_reads_its_new_weights():
     """The export is kept per module object: a second measurement after a training step (weights
-    changed in place) equals a first measurement of a copy with those weights."""
+    changed in place, or a parameter replaced) equals a first measurement of a copy with those
+    weights."""
     model = digits.build("mlp", seed=1).eval()
     before = data_metrics(model, "digits", samples=50)
     with torch.no_grad():
         model[1].weight.mul_(2.0)
         model[3].bias.add_(1.0)
+        model[5].weight = nn.Parameter(model[5].weight * 0.5)
     again = data_metrics(model, "digits", samples=50)
     fresh = data_metrics(copy.deepcopy(model), "digits", samples=50)
     for old, measured, expected in zip(before.layers, again.layers, fresh.layers):
