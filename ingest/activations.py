@@ -330,8 +330,7 @@ def data_metrics(module, data, *, samples: int | None = None, seed: int = 0, bia
     inputs = data if isinstance(data, Inputs) else load_inputs(data, samples, seed)
     device = resolve_device(device)
     traced = _traced(module, inputs, fold_batch_norm, device)
-    topology, heads = traced.topology, traced.heads
-    biases = {} if bias else _node_biases(topology, module.state_dict())
+    biases = {} if bias else _node_biases(traced.topology, module.state_dict())
     capture = _Capture(traced.graph)
     measured = []
     batch = {}  # the size of the batch being run

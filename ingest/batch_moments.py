@@ -24,13 +24,15 @@ MIN_WIDTH = 64  # values in a row the pass reads at once, at least (where the ba
 
 def batch_moments(values: np.ndarray, saturation: tuple[float, float, bool] | None, picks: np.ndarray | None = None,
                   relu: bool = False, counts_zeros: bool = True):
-    """(finite, moments, relu_moments) of a (rows, nodes) float32 or float64 array. `moments` =
-    (column means, column sums of squared deviations: float64 arrays; low, high, zeros,
-    saturated; the sample: the values at the flat positions `picks`, or all of them if None, in
-    the values' type); `relu_moments` the same of max(values, 0), bar the sample (nothing
-    saturates; its sample is the values' sample, rectified), or None unless `relu`. `saturation` = (below, above, inclusive): a value saturates below `below` or
-    above `above` (or at them, when inclusive); zeros are counted if `counts_zeros` (else 0).
-    `finite` is False when NaN or infinite values reach the sums."""
+    """(finite, moments, relu_moments) of a (rows, nodes) float32 or float64 array.
+
+    `moments` = (column means, column sums of squared deviations: float64 arrays; low, high,
+    zeros, saturated; the sample: the values at the flat positions `picks`, or all of them if
+    None, in the values' type). `relu_moments`, unless `relu` is False (then None): the same of
+    max(values, 0) bar the sample, which is the values' sample rectified; nothing saturates.
+    `saturation` = (below, above, inclusive): a value saturates below `below` or above `above`
+    (or at them, when inclusive). Zeros are counted if `counts_zeros` (else 0). `finite` is
+    False when NaN or infinite values reach the sums."""
     values = np.ascontiguousarray(values)
     below, above, inclusive = saturation or (0.0, 0.0, False)
     # the thresholds in the values' type, compared as torch compares them (a float32 0.99, not 0.99)
