@@ -370,7 +370,7 @@ def data_metrics(module, data, *, samples: int | None = None, seed: int = 0, bia
                "batchnorm": "fold" if fold_batch_norm else "pass-through"}
     if any(layer.time_step is not None for layer in layers):  # both readings of METRICS.md section 6
         options["recurrent"] = "per time step (layers), and pooled over the steps (over_time)"
-    return DataMetrics(inputs.record(), options, layers, traced.not_measured)
+    return DataMetrics(inputs.record(), options, layers, list(traced.not_measured))
 
 
 @dataclass(frozen=True)
@@ -382,36 +382,8 @@ class _Traced:
     graph: object  # the runnable GraphModule, on the device measured on
     weights: list  # the graph's tensors as (tensor, its path in the module)
     constants: dict  # keyword inputs the graph takes after the inputs, as _constant_inputs gives them
-
-    @functools.cached_property
-    def _read(self) -> tuple[list["_Source"], list[tuple[str, str]]]:
-        """Where each node layer with incoming links is read in the graph, and the layers that
-        cannot be read, with the reason."""
-        sources, not_measured = [], []
-        for layer in self.topology.node_layers:
-            if not any(w.dst == layer.index for w in self.topology.weight_layers):
-                continue  # the inputs and cuts: no incoming links, no NS
-            head = self.heads.get(layer.index)
-            if head is None:
-                not_measured.append((layer.name, "no value of the forward pass holds these nodes"))
-            elif op_name(head) in ACTIVATION_OF:
-                step = step_of(layer.name, module_label(head)[0], int(head.args[4]))
-                if step is None:
-                    not_measured.append((layer.name, "a recurrent layer's step that could not be matched to its op"))
-                else:
-                    sources.append(_Source(layer, head, head, ACTIVATION_OF[op_name(head)].get(step[1]), False, step))
-            else:
-                after, activation = _activation_after(head)
-                sources.append(_Source(layer, head, after, activation, activation == "relu" and _read_by_relu(head)))
-        return sources, not_measured
-
-    @property
-    def sources(self) -> list["_Source"]:
-        return self._read[0]
-
-    @property
-    def not_measured(self) -> list[tuple[str, str]]:
-        return self._read[1]
+    sources: list  # where each measured node layer is read in the graph (_Source)
+    not_measured: list  # (node layer, reason) of those that cannot be read
 
     @property
     def dtype(self):
@@ -433,6 +405,28 @@ class _Source:
     step: tuple | None = None  # a recurrent layer's (depth, gate, t)
 
 
+def _sources(topology, heads) -> tuple[list[_Source], list[tuple[str, str]]]:
+    """Where each node layer with incoming links is read in the graph, and the layers that
+    cannot be read, with the reason."""
+    sources, not_measured = [], []
+    for layer in topology.node_layers:
+        if not any(w.dst == layer.index for w in topology.weight_layers):
+            continue  # the inputs and cuts: no incoming links, no NS
+        head = heads.get(layer.index)
+        if head is None:
+            not_measured.append((layer.name, "no value of the forward pass holds these nodes"))
+        elif op_name(head) in ACTIVATION_OF:
+            step = step_of(layer.name, module_label(head)[0], int(head.args[4]))
+            if step is None:
+                not_measured.append((layer.name, "a recurrent layer's step that could not be matched to its op"))
+            else:
+                sources.append(_Source(layer, head, head, ACTIVATION_OF[op_name(head)].get(step[1]), False, step))
+        else:
+            after, activation = _activation_after(head)
+            sources.append(_Source(layer, head, after, activation, activation == "relu" and _read_by_relu(head)))
+    return sources, not_measured
+
+
 _TRACED = weakref.WeakKeyDictionary()  # module -> {(input shape, dtype, fold, device): _Traced}
 
 
@@ -450,7 +444,7 @@ def _traced(module, inputs, fold_batch_norm: bool, device) -> _Traced:
         # every batch has the shape the export was checked with, bar the dynamic batch size
         graph = program.module(check_guards=False).to(device)
         weights = [(tensor, name.split(".")) for name, tensor in graph.state_dict(keep_vars=True).items()]
-        cached[key] = _Traced(topology, heads, graph, weights, _constant_inputs(module))
+        cached[key] = _Traced(topology, heads, graph, weights, _constant_inputs(module), *_sources(topology, heads))
     _refresh(module, cached[key].weights)
     return cached[key]
 
