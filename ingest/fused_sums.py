@@ -32,7 +32,9 @@ def folded_sums(weight: torch.Tensor, row_scale: torch.Tensor | None, col_scale:
     w = weight.detach().numpy()
     n_rows, n_columns = w.shape
     rows_scale, columns_scale = _scale(row_scale, w.dtype), _scale(col_scale, w.dtype)
-    chunks = numba.get_num_threads() if w.size >= PARALLEL_MIN_ELEMENTS and n_rows > 1 else 1
+    # numba's most threads, a plain setting (get_num_threads() cost 7 us a call); fewer threads, as
+    # set_num_threads may ask, take the chunks in turn with the same results
+    chunks = numba.config.NUMBA_NUM_THREADS if w.size >= PARALLEL_MIN_ELEMENTS and n_rows > 1 else 1
     rows = np.empty(n_rows, np.float64)
     columns = np.empty((chunks, n_columns), np.float64)
     extremes = np.empty((2, chunks, n_columns), w.dtype)
@@ -181,7 +183,7 @@ def compile_kernel(function, **options):
     """numba's compiled `function`, cached on disk where a cache directory is writable."""
     # Reassociation lets LLVM vectorise the reductions; NaN and infinity still reach the sums,
     # which is how a diverged layer is found (metrics.py checks them).
-    options = dict(fastmath={"reassoc", "contract", "nsz"}, boundscheck=False, **options)
+    options = {"fastmath": {"reassoc", "contract", "nsz"}, "boundscheck": False, **options}
     try:
         return numba.njit(cache=True, **options)(function)
     except RuntimeError:  # no writable directory for numba's cache: compile in every process instead

@@ -66,7 +66,7 @@ def layer_passes(network: Network, link_weights: LinkWeightStats, device: torch.
 
 
 def _compiled_pass(layer, folded, bias: np.ndarray | None, positions: np.ndarray) -> LayerPass:
-    from .fused_sums import folded_sums
+    from .fused_sums import folded_sums  # numba: imported when a layer needs it
 
     into, out_of, moments, bias_moments, sample = folded_sums(folded.weight, folded.row_scale, folded.col_scale,
                                                                positions, bias)
