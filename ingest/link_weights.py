@@ -40,26 +40,19 @@ class LinkWeightStats:
     def weight_positions(self, n_weights: int, n_bias: int) -> np.ndarray:
         """The flat positions of the weights that go into a layer's sample (sorted): all of them
         up to exact_limit links, else those of the seeded sample."""
-        if n_weights + n_bias <= self.exact_limit:
-            return _all_positions(n_weights)
-        index = _sample_indices(n_weights + n_bias)
-        return index[:np.searchsorted(index, n_weights)]
+        return _sample_positions(n_weights, n_bias, self.exact_limit)[0]
 
     def add(self, weight_sample: np.ndarray, bias: np.ndarray | None, weight_moments: Moments,
             bias_moments: Moments | None = None) -> int:
         """One layer: its weights at `weight_positions` (their folded values), its bias and the
         moments of its weights (and of its bias, when the caller has them)."""
-        moments, parts = weight_moments, [weight_sample]
+        moments, sample = weight_moments, weight_sample
         if bias is not None:
             moments = moments.merged(bias_moments or Moments.of_vector(bias))
-            parts.append(bias.astype(weight_sample.dtype))
-        sampled = None
-        if moments.count > self.exact_limit:
-            sampled = SAMPLE_SIZE
-            if bias is not None:
-                index = _sample_indices(moments.count)
-                parts[1] = parts[1][index[weight_sample.size:] - weight_moments.count]
-        sample = np.concatenate(parts) if len(parts) > 1 else weight_sample
+            positions = _sample_positions(weight_moments.count, bias.size, self.exact_limit)[1]
+            bias = bias if positions is None else bias[positions]
+            sample = np.concatenate((weight_sample, bias.astype(weight_sample.dtype, copy=False)))
+        sampled = SAMPLE_SIZE if moments.count > self.exact_limit else None
         self._layers.append((moments, sample, sampled))
         return len(self._layers) - 1
 
@@ -117,16 +110,17 @@ def _histogram_range(moments: Moments) -> tuple[float, float]:
 
 
 @functools.lru_cache(maxsize=64)
-def _sample_indices(count: int) -> np.ndarray:
-    """The seeded sample positions among `count` link weights: the same for every layer of that
-    size, so drawn once, and in increasing order, so the weights are read front to back."""
+def _sample_positions(n_weights: int, n_bias: int, exact_limit: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """The positions of a layer's sample among its weights, and among its bias (None: all of it):
+    every link up to exact_limit, else a seeded uniform sample of concat(W.ravel(), b), the same
+    for every layer of that shape, so drawn once (never to be written to), and in increasing
+    order, so the weights are read front to back."""
+    if n_weights + n_bias <= exact_limit:
+        return np.arange(n_weights), None
     generator = torch.Generator().manual_seed(0)
-    return np.sort(torch.randint(0, count, (SAMPLE_SIZE,), generator=generator).numpy())
-
-
-@functools.lru_cache(maxsize=64)
-def _all_positions(count: int) -> np.ndarray:
-    return np.arange(count)
+    index = np.sort(torch.randint(0, n_weights + n_bias, (SAMPLE_SIZE,), generator=generator).numpy())
+    split = np.searchsorted(index, n_weights)
+    return index[:split], index[split:] - n_weights
 
 
 def gather(weight: torch.Tensor, positions: np.ndarray) -> np.ndarray:
