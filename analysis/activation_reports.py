@@ -9,12 +9,17 @@ measured on different inputs (their data_hash differs) are not compared unless a
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 
 from nngraph.errors import NNGraphError
 
 from . import charts
+
+if TYPE_CHECKING:  # reports.py imports this module
+    from .reports import Report
 
 QUANTITIES = {"ns": "neurons strength", "na": "neurons activation"}
 
@@ -64,7 +69,7 @@ def per_bin_quantities(rows: pd.DataFrame, bins: dict[str, str], order: list[str
     return found
 
 
-def activations(store, model: str, options) -> "Report":
+def activations(store, model: str, options) -> Report:
     from .reports import _report, _with_x, chosen_rows  # reports.py imports this module: read at call time
 
     frame = chosen_rows(store, model, options)

@@ -16,7 +16,6 @@ import tempfile
 import time
 from contextlib import contextmanager
 
-import numpy as np
 import torch
 
 from nngraph.config import resolve_connection
