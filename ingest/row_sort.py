@@ -6,8 +6,9 @@ this project's machines numpy's sort takes 42-57 us for such a row (its AVX-512 
 used there, whatever numpy's version), which made the sorts a sixth of MiniLM's metrics
 (bench/transformer.py). A least-significant-digit radix sort on the floats' bits needs three
 passes of 11 bits whatever the values, in cache: no library offers one for numpy arrays.
-Reading the quantiles and bin counts off every row in the same compiled call replaced four
-numpy and torch calls per group of rows that took as long as the sorts.
+Reading the quantiles and bin counts off all sorted rows of a group in one further compiled
+call (read_off) replaced four numpy and torch calls per group that took about as long as the
+sorts.
 """
 
 from __future__ import annotations
