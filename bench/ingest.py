@@ -12,6 +12,7 @@ Run: python bench/ingest.py [--edges N] [--width-ratio R]   (uses a throwaway NN
 
 import argparse
 import os
+import shutil
 import tempfile
 import time
 from contextlib import contextmanager
@@ -23,7 +24,7 @@ from nngraph.ingest import compute_metrics
 from nngraph.ingest.edges import EdgePolicy
 from nngraph.ingest.topology import from_state_dict
 from nngraph.ingest.writer import link_batches, write_version
-from nngraph.server import LocalServer
+from nngraph.servers import managed_server
 from nngraph.store import Store
 
 
@@ -39,15 +40,18 @@ def mlp_tensors(edges: int, width_ratio: int = 1) -> dict:
 
 
 @contextmanager
-def throwaway_store():
-    """A store on a fresh local database in a temporary NNGRAPH_HOME; the server stopped after."""
-    os.environ["NNGRAPH_HOME"] = tempfile.mkdtemp(prefix="nngraph-bench-")
-    server = LocalServer()
+def throwaway_store(server: str = "arcadedb"):
+    """A store on a fresh managed server (arcadedb or neo4j) in a temporary NNGRAPH_HOME; the
+    server stopped and its home removed after (a Neo4j home holds hundreds of MB)."""
+    home = tempfile.mkdtemp(prefix="nngraph-bench-")
+    os.environ.update(NNGRAPH_HOME=home, NNGRAPH_SERVER=server)
+    managed = managed_server(server)
     try:
         with Store.open(resolve_connection()) as store:
             yield store
     finally:
-        server.stop()
+        managed.stop()
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def ingest_rate(edges: int, width_ratio: int) -> None:

@@ -13,8 +13,6 @@ Run: python bench/transformer.py [--ingest] [--server arcadedb|neo4j]
 
 import argparse
 import importlib.util
-import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -54,31 +52,24 @@ def bench_metrics():
 
 
 def bench_ingest(network, server: str):
-    from nngraph.config import resolve_connection
     from nngraph.ingest.writer import write_version
-    from nngraph.servers import managed_server
-    from nngraph.store import Store
 
-    os.environ["NNGRAPH_HOME"] = tempfile.mkdtemp(prefix="nngraph-bench-")
-    os.environ["NNGRAPH_SERVER"] = server
+    from ingest import throwaway_store  # bench/ingest.py
+
     torch.manual_seed(0)
     mlp = {"fc0.weight": torch.randn(1000, 1000), "fc1.weight": torch.randn(1000, 1000)}
     reference = from_state_dict(mlp, "mlp").bind(mlp, "mlp")
-    managed = managed_server(server)
-    try:
-        with Store.open(resolve_connection()) as store:
-            rates = {}
-            for name, version in (("mlp", reference), ("minilm", network)):
-                metrics = compute_metrics(version, device="cpu", persistence=False)
-                start = time.perf_counter()
-                result = write_version(store, version, metrics, model=name, tag="v1", progress=True)
-                rates[name] = result.links / (time.perf_counter() - start)
-                print(f"{name}: {result.links:,} links, {result.neurons:,} neurons in "
-                      f"{time.perf_counter() - start:.1f} s: {rates[name]:,.0f} links/s")
-            print(f"MiniLM all links on {server}: {rates['minilm'] / rates['mlp']:.2f}x the MLP's rate "
-                  "(target: the same rate)")
-    finally:
-        managed.stop()
+    with throwaway_store(server) as store:
+        rates = {}
+        for name, version in (("mlp", reference), ("minilm", network)):
+            metrics = compute_metrics(version, device="cpu", persistence=False)
+            start = time.perf_counter()
+            result = write_version(store, version, metrics, model=name, tag="v1", progress=True)
+            rates[name] = result.links / (time.perf_counter() - start)
+            print(f"{name}: {result.links:,} links, {result.neurons:,} neurons in "
+                  f"{time.perf_counter() - start:.1f} s: {rates[name]:,.0f} links/s")
+        print(f"MiniLM all links on {server}: {rates['minilm'] / rates['mlp']:.2f}x the MLP's rate "
+              "(target: the same rate)")
 
 
 if __name__ == "__main__":
