@@ -1,7 +1,7 @@
 """Neurons Strength (NS) and Neurons Activation (NA) in the reports (METRICS.md section 6): the
 `activations` report across versions, and the per-bin distributions the ensemble report adds.
 
-Their histograms are stored on one fixed grid (nngraph.ingest.activations.GRID: 0 and
+Their histograms are stored on one fixed grid (nngraph.ingest.activation_stats.GRID: 0 and
 +-10^k in eighths of a decade), so versions and bins compare without moving counts between
 grids; the two open-ended outer bins are counted in the outermost closed ones. Versions
 measured on different inputs (their data_hash differs) are not compared unless asked.
@@ -41,7 +41,7 @@ def measured_rows(frame: pd.DataFrame, model: str, mixed: bool) -> pd.DataFrame:
 
 def grid():
     """The closed bins of the fixed grid (edges) that stored histograms are read on."""
-    from nngraph.ingest.activations import GRID
+    from nngraph.ingest.activation_stats import GRID
 
     return np.asarray(GRID)
 

@@ -14,7 +14,8 @@ from hypothesis import given, settings, strategies as st
 from models import resnet_digits
 from nngraph import digits
 from nngraph.errors import NNGraphError
-from nngraph.ingest.activations import ACTIVATIONS, GRID, QUANTILES, _torch_moments, data_metrics
+from nngraph.ingest.activation_stats import ACTIVATIONS, GRID, QUANTILES, _torch_moments
+from nngraph.ingest.activations import data_metrics
 from nngraph.ingest.batch_moments import batch_moments
 from nngraph.ingest.data_source import load_inputs
 
