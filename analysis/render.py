@@ -131,13 +131,13 @@ def _json(report: Report, directory: Path) -> list[Path]:
                 "look_for": report.look_for, "model": report.model,
                 "versions": report.versions, "layers": report.layers, "findings": report.findings,
                 "skipped": report.skipped,
-                "tables": {name: _records(table) for name, table in report.tables.items()}}
+                "tables": {name: records(table) for name, table in report.tables.items()}}
     path = directory / f"{report.name}.json"
     path.write_text(json.dumps(document, indent=1, default=lambda value: value.item()))  # numpy scalars
     return [path]
 
 
-def _records(table) -> list[dict]:
+def records(table) -> list[dict]:
     """Rows with every digit of the floats (pandas' to_json rounds to 10) and null for NaN."""
     return table.astype(object).where(table.notna(), None).to_dict(orient="records")
 

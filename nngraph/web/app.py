@@ -405,7 +405,7 @@ def _neighbourhood_figure(graph: dict, href) -> charts.Figure:
 
 
 def _records(frame: pd.DataFrame) -> list[dict]:
-    return _plain(frame.astype(object).where(frame.notna(), None).to_dict("records"))
+    return _plain(render.records(frame))
 
 
 def _plain(value):
