@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -45,6 +46,7 @@ def point(edges: int, versions: int) -> dict:
     finally:
         server.stop()
     size = sum(p.stat().st_size for p in (home / "arcadedb" / "databases").rglob("*") if p.is_file())
+    shutil.rmtree(home, ignore_errors=True)  # measured: the database is not needed again
     return {"edges": edges, "versions": versions, "seconds": seconds,
             "client_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "server_peak_mb": server_peak / 1024, "database_mb": size / 1e6}
