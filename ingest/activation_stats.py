@@ -112,14 +112,13 @@ class Stream:
         # every node has the same rows: the pooled squared deviations are the nodes' own plus
         # each node's rows times its mean's squared distance from the pooled mean
         deviations = float(self.deviations.sum()) + self.rows * float(((self.means - mean) ** 2).sum())
-        sample = self.sampled_values()
+        sample = self.sorted_sample()
         result = {
             "count": count, "mean": mean, "std": math.sqrt(max(deviations / count, 0.0)),
             "min": self.low, "max": self.high,
-            "quantiles": {f"q{round(q * 100):02d}": float(v) for q, v in zip(QUANTILES, np.quantile(sample, QUANTILES))},
+            "quantiles": {f"q{round(q * 100):02d}": v for q, v in zip(QUANTILES, quantiles_of_sorted(sample))},
             "sampled": None if sample.size == count else sample.size,
-            "histogram": {"grid": "fixed", "counts": np.bincount(np.searchsorted(GRID, sample, side="right"),
-                                                                 minlength=len(GRID) + 1).tolist()},
+            "histogram": {"grid": "fixed", "counts": grid_counts_of_sorted(sample)},
         }
         if activation:
             result["zero_fraction"] = self.zeros / count
@@ -131,9 +130,42 @@ class Stream:
         sample = np.concatenate(self.sample, dtype=np.float64)
         return np.maximum(sample, 0.0, out=sample) if self.rectified else sample
 
+    def sorted_sample(self) -> np.ndarray:
+        """The sample sorted, in float64. Sorted in the values' own type: float32 by a radix sort
+        (row_sort.py; numpy's sort of 16,384 values took 460 us here, a quarter of it)."""
+        from .row_sort import sort_rows  # numba: imported when a summary is asked for
+
+        sample = np.concatenate(self.sample)
+        if self.rectified:
+            np.maximum(sample, 0, out=sample)
+        sort_rows(sample.reshape(1, -1))
+        return sample.astype(np.float64, copy=False)
+
     def per_node(self) -> tuple[np.ndarray, np.ndarray]:
         """(mean, population std) of each node over the rows."""
         return self.means, np.sqrt(self.deviations / self.rows)
+
+
+def quantiles_of_sorted(values: np.ndarray) -> list[float]:
+    """The QUANTILES of sorted float64 values as np.quantile computes them (its default "linear"
+    method: the same virtual index, the interpolation from the nearer end), without the partition
+    of the whole sample it would run again (83 us for 16,384 sorted values). A property test
+    holds the two equal."""
+    q = np.array(QUANTILES)
+    virtual = (values.size - 1) * q
+    floor = np.floor(virtual)
+    below = np.clip(floor, 0, values.size - 1).astype(np.intp)
+    above = np.clip(floor + 1, 0, values.size - 1).astype(np.intp)
+    gamma = virtual - floor
+    a, b = values[below], values[above]
+    step = b - a
+    return np.where(gamma >= 0.5, b - step * (1 - gamma), a + step * gamma).tolist()
+
+
+def grid_counts_of_sorted(values: np.ndarray) -> list[int]:
+    """The values in each bin of GRID as np.bincount(np.searchsorted(GRID, values, side="right"))
+    counts them, from a search per grid edge in the sorted values instead of one per value."""
+    return np.diff(np.searchsorted(values, GRID, side="left"), prepend=0, append=values.size).tolist()
 
 
 def _moments(values, saturation, picks, relu: bool, counts_zeros: bool):

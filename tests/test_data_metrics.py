@@ -14,7 +14,8 @@ from hypothesis import given, settings, strategies as st
 from models import resnet_digits
 from nngraph import digits
 from nngraph.errors import NNGraphError
-from nngraph.ingest.activation_stats import ACTIVATIONS, GRID, QUANTILES, _torch_moments
+from nngraph.ingest.activation_stats import (ACTIVATIONS, GRID, QUANTILES, Stream, _torch_moments,
+                                             grid_counts_of_sorted, quantiles_of_sorted)
 from nngraph.ingest.activations import data_metrics
 from nngraph.ingest.batch_moments import batch_moments
 from nngraph.ingest.data_source import load_inputs
@@ -250,6 +251,39 @@ def test_a_module_measured_again_reads_its_new_weights():
     for old, measured, expected in zip(before.layers, again.layers, fresh.layers):
         np.testing.assert_array_equal(measured.strength.per_node()[0], expected.strength.per_node()[0])
         assert not np.array_equal(measured.strength.per_node()[0], old.strength.per_node()[0])
+
+
+@settings(max_examples=60, deadline=None)
+@given(size=st.sampled_from([1, 2, 3, 5, 100, 16_384]), seed=st.integers(0, 2**16),
+       scale=st.sampled_from([1e-4, 1.0, 30.0, 5e3]), ties=st.booleans(), on_grid=st.booleans())
+def test_quantiles_and_grid_counts_of_the_sorted_sample_equal_numpys(size, seed, scale, ties, on_grid):
+    """Read off the sorted sample, bit for bit what np.quantile and a search per value give:
+    ties, values exactly on the grid's edges and beyond its ends, samples of one value."""
+    rng = np.random.default_rng(seed)
+    values = rng.standard_normal(size) * scale
+    if ties:
+        values = np.round(values)
+    if on_grid:
+        values[rng.integers(0, size, max(1, size // 4))] = rng.choice(GRID, max(1, size // 4))
+    expected_counts = np.bincount(np.searchsorted(GRID, values, side="right"), minlength=len(GRID) + 1).tolist()
+    ordered = np.sort(values)
+    assert quantiles_of_sorted(ordered) == np.quantile(values, QUANTILES).tolist()
+    assert grid_counts_of_sorted(ordered) == expected_counts
+
+
+@pytest.mark.parametrize("rectified", [False, True])
+def test_summary_of_a_float32_stream_equals_numpy_on_its_values(rectified):
+    """The summary sorts a float32 sample by radix: its quantiles and grid counts are numpy's on
+    the same values (a ReLU's rectified sample included)."""
+    values = torch.from_numpy(np.random.default_rng(3).standard_normal((500, 32)).astype(np.float32))
+    stream = Stream(32, 500, rectified=rectified)
+    assert stream.add(values, seed=0)
+    exact = values.double().reshape(-1).numpy()
+    exact = np.maximum(exact, 0.0) if rectified else exact
+    summary = stream.summary(activation=False)
+    assert summary["sampled"] is None and list(summary["quantiles"].values()) == np.quantile(exact, QUANTILES).tolist()
+    assert summary["histogram"]["counts"] == np.bincount(np.searchsorted(GRID, exact, side="right"),
+                                                         minlength=len(GRID) + 1).tolist()
 
 
 def test_fixed_grid_is_shared_and_symmetric():
