@@ -86,8 +86,8 @@ def main():
     parser.add_argument("--versions", type=int, default=1000)
     parser.add_argument("--edges", type=int, default=100_000)
     args = parser.parse_args()
-    out = Path(tempfile.mkdtemp(prefix="nngraph-reports-"))
-    with throwaway_store() as store:
+    with throwaway_store() as store, tempfile.TemporaryDirectory(prefix="nngraph-reports-") as pages:
+        out = Path(pages)
         tensors = mlp_tensors(args.edges)
         seconds = store_versions(store, "mlp", from_state_dict(tensors, "bench"), tensors, args.versions,
                                  "test_accuracy")

@@ -21,7 +21,7 @@ import torch
 
 from nngraph.errors import NNGraphError
 
-from .link_weights import LinkWeightStats, gather
+from .link_weights import LinkWeightStats, flat_numpy, gather
 from .network import Network, WeightLayer
 from .strengths import BLOCK_ELEMENTS, Moments, conv_strengths, dense_strengths
 
@@ -49,7 +49,7 @@ def layer_passes(network: Network, link_weights: LinkWeightStats, device: torch.
     for layer in network.topology.weight_layers:
         folded = network.folded(layer)
         weight = folded.weight
-        bias = None if folded.bias is None else _numpy(folded.bias)
+        bias = None if folded.bias is None else flat_numpy(folded.bias)
         # the tied copies of shared weights need no sample: theirs is kept with their first use
         positions = (NO_POSITIONS if layer.tied_to is not None else
                      link_weights.weight_positions(weight.numel(), 0 if bias is None else bias.size))
@@ -76,21 +76,16 @@ def _compiled_pass(layer, folded, bias: np.ndarray | None, positions: np.ndarray
 def _identity_pass(layer, folded, bias: np.ndarray | None, positions: np.ndarray) -> LayerPass:
     """Link j: src node sources[j] -> dst node j, its weight d_j the scales folded into 1. A
     vector, on any device: numpy's calls are the quickest at this size (torch's cost 3-8 us each)."""
-    values = _numpy(folded.weight)
+    values = flat_numpy(folded.weight)
     for scale in (folded.col_scale, folded.row_scale):  # both per link here
         if scale is not None:
-            values = values * _numpy(scale)
+            values = values * flat_numpy(scale)
     out_of = values if layer.repeat == 1 else np.bincount(layer.identity_sources().numpy(), values,
                                                           layer.identity_reads)
     into = values if bias is None else values + bias
     sample = values if positions.size == values.size else values[positions]
     return LayerPass(layer, bias, into, out_of, bias, values.size, Moments.of_vector(values), sample,
                      None if bias is None else Moments.of_vector(bias))
-
-
-def _numpy(vector: torch.Tensor) -> np.ndarray:
-    vector = vector.detach()
-    return (vector if vector.device.type == "cpu" else vector.cpu()).reshape(-1).numpy()
 
 
 def _torch_strengths(layer, weight, bias, device: torch.device, paper_conv_in_strength: bool):

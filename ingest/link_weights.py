@@ -84,8 +84,7 @@ def link_weight_stats(weight: torch.Tensor, bias: torch.Tensor | None, weight_mo
     """The statistics of one layer."""
     stats = LinkWeightStats(exact_limit)
     positions = stats.weight_positions(weight.numel(), 0 if bias is None else bias.numel())
-    stats.add(gather(weight, positions), None if bias is None else bias.detach().reshape(-1).cpu().numpy(),
-              weight_moments)
+    stats.add(gather(weight, positions), None if bias is None else flat_numpy(bias), weight_moments)
     return stats.results()[0]
 
 
@@ -121,6 +120,12 @@ def _sample_positions(n_weights: int, n_bias: int, exact_limit: int) -> tuple[np
     index = np.sort(torch.randint(0, n_weights + n_bias, (SAMPLE_SIZE,), generator=generator).numpy())
     split = np.searchsorted(index, n_weights)
     return index[:split], index[split:] - n_weights
+
+
+def flat_numpy(vector: torch.Tensor) -> np.ndarray:
+    """A tensor's values as a flat numpy array (a view when it is on the CPU)."""
+    vector = vector.detach()
+    return (vector if vector.device.type == "cpu" else vector.cpu()).reshape(-1).numpy()
 
 
 def gather(weight: torch.Tensor, positions: np.ndarray) -> np.ndarray:
