@@ -132,7 +132,7 @@ class Stream:
 
     def sorted_sample(self) -> np.ndarray:
         """The sample sorted, in float64. Sorted in the values' own type: float32 by a radix sort
-        (row_sort.py; numpy's sort of 16,384 values took 460 us here, a quarter of it)."""
+        (row_sort.py: 94 us for 16,384 values here, against 460 us for numpy's sort)."""
         from .row_sort import sort_rows  # numba: imported when a summary is asked for
 
         sample = np.concatenate(self.sample)

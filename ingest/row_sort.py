@@ -1,5 +1,6 @@
-"""Each row of a matrix of link-weight samples sorted in place (float32 rows by radix), and its
-quantiles and histogram read off the sorted values (numba).
+"""Each row of a matrix of samples sorted in place (float32 rows by radix), and a link-weight
+sample's quantiles and histogram read off the sorted values (numba). The samples of NS and NA
+(activation_stats.py) are sorted here too, for their quantiles and grid counts.
 
 The link-weight statistics sort one sample of 4,096 values per layer (link_weights.py). On
 this project's machines numpy's sort takes 42-57 us for such a row (its AVX-512 sort is not
