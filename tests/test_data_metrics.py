@@ -273,17 +273,36 @@ def test_quantiles_and_grid_counts_of_the_sorted_sample_equal_numpys(size, seed,
 
 @pytest.mark.parametrize("rectified", [False, True])
 def test_summary_of_a_float32_stream_equals_numpy_on_its_values(rectified):
-    """The summary sorts a float32 sample by radix: its quantiles and grid counts are numpy's on
-    the same values (a ReLU's rectified sample included)."""
-    values = torch.from_numpy(np.random.default_rng(3).standard_normal((500, 32)).astype(np.float32))
+    """The summary sorts a float32 sample by radix, once: its quantiles and grid counts are
+    numpy's on the same values (a ReLU's rectified sample included), and a batch added after a
+    summary is in the next one."""
+    batches = torch.from_numpy(np.random.default_rng(3).standard_normal((2, 250, 32)).astype(np.float32))
     stream = Stream(32, 500, rectified=rectified)
-    assert stream.add(values, seed=0)
-    exact = values.double().reshape(-1).numpy()
-    exact = np.maximum(exact, 0.0) if rectified else exact
-    summary = stream.summary(activation=False)
-    assert summary["sampled"] is None and list(summary["quantiles"].values()) == np.quantile(exact, QUANTILES).tolist()
-    assert summary["histogram"]["counts"] == np.bincount(np.searchsorted(GRID, exact, side="right"),
-                                                         minlength=len(GRID) + 1).tolist()
+    for count in (1, 2):
+        assert stream.add(batches[count - 1], seed=0)
+        exact = batches[:count].double().reshape(-1).numpy()
+        exact = np.maximum(exact, 0.0) if rectified else exact
+        summary = stream.summary(activation=False)
+        assert summary["sampled"] is None and summary["count"] == exact.size
+        assert list(summary["quantiles"].values()) == np.quantile(exact, QUANTILES).tolist()
+        assert summary["histogram"]["counts"] == np.bincount(np.searchsorted(GRID, exact, side="right"),
+                                                             minlength=len(GRID) + 1).tolist()
+
+
+def test_a_relus_activations_are_summarised_from_its_strengths_sorted_sample():
+    """A ReLU layer's NA stream is fed by its NS stream's pass: its summary rectifies NS's sorted
+    sample, and equals numpy's on the ReLU's own output."""
+    model = digits.build("mlp", seed=1)
+    inputs = load_inputs("digits", 300, 0)
+    hidden = data_metrics(model, inputs).layers[0]
+    assert hidden.activation == "relu" and hidden.activation_values.rectifies is hidden.strength
+    na = hidden.activation_values.summary(activation=True)
+    with torch.no_grad():
+        exact = F.relu(model[1](model[0](inputs.tensor.float()))).double().reshape(-1).numpy()
+    assert na["sampled"] is None
+    assert list(na["quantiles"].values()) == pytest.approx(np.quantile(exact, QUANTILES).tolist(), abs=1e-6)
+    assert na["histogram"]["counts"] == np.bincount(np.searchsorted(GRID, exact, side="right"),
+                                                    minlength=len(GRID) + 1).tolist()
 
 
 def test_fixed_grid_is_shared_and_symmetric():
