@@ -65,7 +65,7 @@ class Stream:
     saturated: int = 0
     sample: list = field(default_factory=list)
     rectified: bool = False  # the sample holds values whose ReLU it is (a ReLU's NA shares NS's)
-    rectifies: "Stream | None" = None  # the stream fed the same values, when add() fed this one
+    rectifies: "Stream | None" = field(default=None, repr=False)  # the stream whose add() fed this one
     sorted_cache: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
 
     def add(self, values, seed: int, relu: "Stream | None" = None) -> bool:
