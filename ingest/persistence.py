@@ -2,8 +2,7 @@
 
 Weights are normalised as |W| / max|W| over the whole network. In the descending
 filtration every node is born at 1 and each merge of two components at weight w gives the
-pair (1, w): the merges are the edges of a maximum spanning tree. Kruskal's algorithm in
-scipy finds a *minimum* spanning tree and drops zero entries, so it runs on 2 - w (in [1, 2]).
+pair (1, w): the merges are the edges of a maximum spanning tree (spanning_tree.py).
 Defined for fully connected layers only (conv layers get None, see the README).
 
 The authors' code (`authors=True`) differs in three ways: the bias is one more input vertex
@@ -20,20 +19,14 @@ import torch
 def neural_persistence(weight: torch.Tensor, network_max_abs: float, p: float = 2.0, *,
                        bias: torch.Tensor | None = None, authors: bool = False) -> tuple[float, float]:
     """Returns (neural persistence, normalised by its upper bound (n_in + n_out - 1)^(1/p))."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import minimum_spanning_tree
+    from .spanning_tree import tree_weights  # numba: imported when persistence is asked for
 
     w = weight.detach().abs().to("cpu", torch.float64)
     if authors and bias is not None:  # the bias as one more input vertex: its column of |b_j|
         w = torch.cat([w, bias.detach().abs().to("cpu", torch.float64).reshape(-1, 1)], dim=1)
     w = (w / network_max_abs).numpy()
-    out_features, in_features = w.shape
-    rows = np.repeat(np.arange(in_features), out_features)  # input node i
-    cols = in_features + np.tile(np.arange(out_features), in_features)  # output node j
-    n = in_features + out_features
-    graph = coo_matrix((2.0 - w.T.reshape(-1), (rows, cols)), shape=(n, n)).tocsr()
-    tree = minimum_spanning_tree(graph)
-    persistence = 1.0 - (2.0 - tree.data)
+    n = sum(w.shape)
+    persistence = 1.0 - tree_weights(np.ascontiguousarray(w))
     if authors:  # the component that never dies gets the pair (1, 0)
         persistence = np.append(persistence, 1.0)
     value = float(np.linalg.norm(persistence, ord=p)) if persistence.size else 0.0

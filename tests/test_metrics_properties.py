@@ -206,6 +206,19 @@ def test_neural_persistence_equals_union_find(n_out, n_in, seed):
     assert normalised == pytest.approx(value / (n_in + n_out - 1) ** 0.5)
 
 
+@settings(max_examples=25, deadline=None)
+@given(n_out=st.integers(1, 40), n_in=st.integers(1, 40), seed=st.integers(0, 10_000), ties=st.booleans())
+def test_neural_persistence_of_larger_layers_with_ties_equals_union_find(n_out, n_in, seed, ties):
+    """Prim's tree on wider layers, where many weights tie (rounded to one decimal), keeps
+    Kruskal's weights."""
+    weight = torch.randn(n_out, n_in, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    if ties:
+        weight = torch.round(weight * 10) / 10
+    scale = max(float(weight.abs().max()), 1.0)
+    value, _ = neural_persistence(weight, scale)
+    assert value == pytest.approx(kruskal_persistence(weight.abs().numpy() / scale), abs=1e-12)
+
+
 def test_neural_persistence_hand_example():
     # |W| / max = [[1, 0.5], [0.25, 0]]: the tree takes 1, 0.5, 0.25 -> persistences 0, 0.5, 0.75
     value, normalised = neural_persistence(torch.tensor([[4.0, -2.0], [1.0, 0.0]]), 4.0)
