@@ -122,7 +122,7 @@ class _Layer:
             expected = count * (rows.shape[0] // batch)
             self.strength = Stream(self.layer.nodes, expected, activation=same)  # NS counts nothing
             self.activation_values = self.strength if same else \
-                Stream(self.layer.nodes, expected, ACTIVATIONS.get(self.activation), True, rectified=activation is None)
+                Stream(self.layer.nodes, expected, ACTIVATIONS.get(self.activation), True)
         if not self.strength.add(rows, seed, relu=self.activation_values if activation is None else None):
             self._non_finite("strengths")
         if not same and activation is not None and \

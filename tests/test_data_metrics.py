@@ -277,9 +277,10 @@ def test_summary_of_a_float32_stream_equals_numpy_on_its_values(rectified):
     numpy's on the same values (a ReLU's rectified sample included), and a batch added after a
     summary is in the next one."""
     batches = torch.from_numpy(np.random.default_rng(3).standard_normal((2, 250, 32)).astype(np.float32))
-    stream = Stream(32, 500, rectified=rectified)
+    source = Stream(32, 500)
+    stream = Stream(32, 500, activation=True) if rectified else source  # a ReLU's NA, fed by NS's add
     for count in (1, 2):
-        assert stream.add(batches[count - 1], seed=0)
+        assert source.add(batches[count - 1], seed=0, relu=stream if rectified else None)
         exact = batches[:count].double().reshape(-1).numpy()
         exact = np.maximum(exact, 0.0) if rectified else exact
         summary = stream.summary(activation=False)
