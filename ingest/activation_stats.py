@@ -27,6 +27,7 @@ ACTIVATIONS = {
 _DECADES = np.round(10.0 ** np.linspace(-3, 3, 49), 12)
 GRID = np.concatenate([-_DECADES[::-1], [0.0], _DECADES])
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
+_LEVELS = np.array(QUANTILES)
 SAMPLE_SIZE = 1 << 14  # values kept per layer for quantiles; exact below it
 
 
@@ -117,13 +118,14 @@ class Stream:
         # every node has the same rows: the pooled squared deviations are the nodes' own plus
         # each node's rows times its mean's squared distance from the pooled mean
         deviations = float(self.deviations.sum()) + self.rows * float(((self.means - mean) ** 2).sum())
-        sample = self.sorted_sample()
+        sample, rectify = self.sorted_sample()
+        quantiles, counts = quantiles_and_grid_counts(sample, rectify)
         result = {
             "count": count, "mean": mean, "std": math.sqrt(max(deviations / count, 0.0)),
             "min": self.low, "max": self.high,
-            "quantiles": {f"q{round(q * 100):02d}": v for q, v in zip(QUANTILES, quantiles_of_sorted(sample))},
+            "quantiles": {f"q{round(q * 100):02d}": v for q, v in zip(QUANTILES, quantiles)},
             "sampled": None if sample.size == count else sample.size,
-            "histogram": {"grid": "fixed", "counts": grid_counts_of_sorted(sample)},
+            "histogram": {"grid": "fixed", "counts": counts},
         }
         if activation:
             result["zero_fraction"] = self.zeros / count
@@ -135,47 +137,36 @@ class Stream:
         sample = np.concatenate(self.sample, dtype=np.float64)
         return sample if self.rectifies is None else np.maximum(sample, 0.0, out=sample)
 
-    def sorted_sample(self) -> np.ndarray:
-        """The sample sorted, in float64 (not to be written to). Sorted once, in the values' own
-        type: float32 by a radix sort (row_sort.py: 94 us for 16,384 values here, against 460 us
-        for numpy's sort). A ReLU's NA, fed by its NS stream, rectifies NS's sorted sample: the
-        order stands. A layer with no activation function has one stream for NS and NA."""
+    def sorted_sample(self) -> tuple[np.ndarray, bool]:
+        """The sample sorted, in the values' own type (not to be written to), and whether it is to
+        be rectified as read. Sorted once: float32 by a radix sort (row_sort.py: 94 us for 16,384
+        values here, against 460 us for numpy's sort). A ReLU's NA, fed by its NS stream, is NS's
+        sorted sample rectified: the order stands. A layer with no activation function has one
+        stream for NS and NA."""
+        if self.rectifies is not None:
+            return self.rectifies.sorted_sample()[0], True
         if self.sorted_cache is None:
-            if self.rectifies is not None:
-                self.sorted_cache = np.maximum(self.rectifies.sorted_sample(), 0.0)
-            else:
-                from .row_sort import sort_rows  # numba: imported when a summary is asked for
+            from .row_sort import sort_rows  # numba: imported when a summary is asked for
 
-                sample = np.concatenate(self.sample)
-                sort_rows(sample.reshape(1, -1))
-                self.sorted_cache = sample.astype(np.float64, copy=False)
-        return self.sorted_cache
+            self.sorted_cache = np.concatenate(self.sample)
+            sort_rows(self.sorted_cache.reshape(1, -1))
+        return self.sorted_cache, False
 
     def per_node(self) -> tuple[np.ndarray, np.ndarray]:
         """(mean, population std) of each node over the rows."""
         return self.means, np.sqrt(self.deviations / self.rows)
 
 
-def quantiles_of_sorted(values: np.ndarray) -> list[float]:
-    """The QUANTILES of sorted float64 values as np.quantile computes them (its default "linear"
-    method: the same virtual index, the interpolation from the nearer end), without the partition
-    of the whole sample it would run again (83 us for 16,384 sorted values). A property test
-    holds the two equal."""
-    q = np.array(QUANTILES)
-    virtual = (values.size - 1) * q
-    floor = np.floor(virtual)
-    below = np.clip(floor, 0, values.size - 1).astype(np.intp)
-    above = np.clip(floor + 1, 0, values.size - 1).astype(np.intp)
-    gamma = virtual - floor
-    a, b = values[below], values[above]
-    step = b - a
-    return np.where(gamma >= 0.5, b - step * (1 - gamma), a + step * gamma).tolist()
+def quantiles_and_grid_counts(values: np.ndarray, rectify: bool = False) -> tuple[list[float], list[int]]:
+    """The QUANTILES of sorted values (max(values, 0) when `rectify`) as np.quantile computes them
+    on them in float64 (its default "linear" method), and their counts in the bins of GRID as
+    np.bincount(np.searchsorted(GRID, values, side="right")) gives them, read off in one compiled
+    call (row_sort.read_off_grid). Property tests hold them equal to numpy's."""
+    from .row_sort import read_off_grid
 
-
-def grid_counts_of_sorted(values: np.ndarray) -> list[int]:
-    """The values in each bin of GRID as np.bincount(np.searchsorted(GRID, values, side="right"))
-    counts them, from a search per grid edge in the sorted values instead of one per value."""
-    return np.diff(np.searchsorted(values, GRID, side="left"), prepend=0, append=values.size).tolist()
+    quantiles, counts = np.empty(len(QUANTILES)), np.empty(GRID.size + 1, np.int64)
+    read_off_grid(values, rectify, _LEVELS, GRID, quantiles, counts)
+    return quantiles.tolist(), counts.tolist()
 
 
 def _moments(values, saturation, picks, relu: bool, counts_zeros: bool):

@@ -154,7 +154,7 @@ def _load_tensors_or_module(path: Path, trust_pickle: bool):
     except Exception as exc:
         message = str(exc)
         if "Weights only load failed" not in message:
-            raise NNGraphError(f"{path}: not a readable PyTorch file ({first_line(exc)}); "
+            raise NNGraphError(f"{path}: not a readable PyTorch file ({_why_unreadable(path, exc)}); "
                                "is the file truncated or corrupt?") from None
         if not trust_pickle:
             raise NNGraphError(f"{path}: the file holds pickled Python objects (such as a whole "
@@ -165,6 +165,16 @@ def _load_tensors_or_module(path: Path, trust_pickle: bool):
         return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:
         raise NNGraphError(f"{path}: could not unpickle the file ({first_line(exc)})") from None
+
+
+def _why_unreadable(path: Path, exc: Exception) -> str:
+    """torch.load's error on bytes that are no checkpoint at all is bare (`KeyError: 101`): say
+    what the file's first bytes are not instead."""
+    with path.open("rb") as file:
+        head = file.read(2)
+    if head != b"PK" and head[:1] != b"\x80":  # torch.save writes a zip, or (legacy) a pickle
+        return "neither torch.save's zip format nor a pickle"
+    return first_line(exc)
 
 
 def _state_dict(loaded: Mapping, source: str) -> Mapping:

@@ -15,7 +15,7 @@ from models import resnet_digits
 from nngraph import digits
 from nngraph.errors import NNGraphError
 from nngraph.ingest.activation_stats import (ACTIVATIONS, GRID, QUANTILES, Stream, _torch_moments,
-                                             grid_counts_of_sorted, quantiles_of_sorted)
+                                             quantiles_and_grid_counts)
 from nngraph.ingest.activations import data_metrics
 from nngraph.ingest.batch_moments import batch_moments
 from nngraph.ingest.data_source import load_inputs
@@ -253,22 +253,28 @@ def test_a_module_measured_again_reads_its_new_weights():
         assert not np.array_equal(measured.strength.per_node()[0], old.strength.per_node()[0])
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(size=st.sampled_from([1, 2, 3, 5, 100, 16_384]), seed=st.integers(0, 2**16),
-       scale=st.sampled_from([1e-4, 1.0, 30.0, 5e3]), ties=st.booleans(), on_grid=st.booleans())
-def test_quantiles_and_grid_counts_of_the_sorted_sample_equal_numpys(size, seed, scale, ties, on_grid):
-    """Read off the sorted sample, bit for bit what np.quantile and a search per value give:
-    ties, values exactly on the grid's edges and beyond its ends, samples of one value."""
+       scale=st.sampled_from([1e-4, 1.0, 30.0, 5e3]), ties=st.booleans(), on_grid=st.booleans(),
+       single=st.booleans(), rectify=st.booleans())
+def test_quantiles_and_grid_counts_of_the_sorted_sample_equal_numpys(size, seed, scale, ties, on_grid, single,
+                                                                      rectify):
+    """Read off the sorted sample (float32 or float64, rectified as read or not), bit for bit what
+    np.quantile and a search per value give on the float64 values: ties, values exactly on the
+    grid's edges and beyond its ends, samples of one value."""
     rng = np.random.default_rng(seed)
     values = rng.standard_normal(size) * scale
     if ties:
         values = np.round(values)
     if on_grid:
         values[rng.integers(0, size, max(1, size // 4))] = rng.choice(GRID, max(1, size // 4))
-    expected_counts = np.bincount(np.searchsorted(GRID, values, side="right"), minlength=len(GRID) + 1).tolist()
-    ordered = np.sort(values)
-    assert quantiles_of_sorted(ordered) == np.quantile(values, QUANTILES).tolist()
-    assert grid_counts_of_sorted(ordered) == expected_counts
+    values = values.astype(np.float32 if single else np.float64)
+    exact = values.astype(np.float64)
+    exact = np.maximum(exact, 0.0) if rectify else exact
+    expected_counts = np.bincount(np.searchsorted(GRID, exact, side="right"), minlength=len(GRID) + 1).tolist()
+    quantiles, counts = quantiles_and_grid_counts(np.sort(values), rectify)
+    assert quantiles == np.quantile(exact, QUANTILES).tolist()
+    assert counts == expected_counts
 
 
 @pytest.mark.parametrize("rectified", [False, True])

@@ -119,7 +119,7 @@ def bad(tmp_path, name, content):
 
 @pytest.mark.parametrize("name,content,message", [
     ("notes.pt", {"lr": 0.1, "epochs": [1, 2]}, "holds no tensors"),
-    ("garbage.pt", b"this is not a checkpoint", "truncated or corrupt"),
+    ("garbage.pt", b"this is not a checkpoint", "(neither torch.save's zip format nor a pickle); is the file truncated"),
     ("garbage.safetensors", b"\x00\x01nope", "truncated or corrupt"),
     ("garbage.pt2", b"PK\x03\x04broken", "truncated or corrupt"),
     ("nochain.pt", {"a.weight": torch.ones(3, 2), "b.weight": torch.ones(2, 4)}, "do not chain"),
