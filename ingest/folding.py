@@ -55,6 +55,24 @@ class Folded:
     bias: torch.Tensor | None
     row_scale: torch.Tensor | None = None
     col_scale: torch.Tensor | None = None
+    # the shift of the norms the links read: `diag(row_scale) weight read_shift` belongs to the
+    # bias too, left to whoever reads the weight, so one read serves both (fused_sums.py)
+    read_shift: torch.Tensor | None = None
+
+    def bias_size(self) -> int:
+        """The length of the full bias (0: none)."""
+        if self.read_shift is not None:
+            return self.weight.shape[0]
+        return 0 if self.bias is None else self.bias.numel()
+
+    def full_bias(self) -> torch.Tensor | None:
+        """The bias with the read shift folded in."""
+        if self.read_shift is None:
+            return self.bias
+        shifted = self.weight @ self.read_shift
+        if self.row_scale is not None:
+            shifted = shifted * self.row_scale
+        return shifted if self.bias is None else self.bias + shifted
 
     def tensors(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(weight, bias) as the links carry them."""
@@ -63,7 +81,7 @@ class Folded:
             weight = weight * self.col_scale
         if self.row_scale is not None:
             weight = weight * self.row_scale.reshape(-1, *([1] * (weight.dim() - 1)))
-        return weight, self.bias
+        return weight, self.full_bias()
 
 
 def folded(layer, tensors: Mapping, channels: int, maps: dict | None = None) -> Folded:
@@ -85,7 +103,7 @@ def folded(layer, tensors: Mapping, channels: int, maps: dict | None = None) -> 
             part = part[layer.rows[0]:layer.rows[1]]
         bias = part if bias is None else bias + part
     identity = layer.kind == "identity"
-    col_scale = row_scale = None
+    col_scale = row_scale = read_shift = None
     for affine in reversed(layer.in_affines):  # the links read g * x + beta, of the last map applied
         gain, beta = _scale_shift(maps, affine, tensors, _read_nodes(layer, weight), dtype)
         if identity:
@@ -93,14 +111,16 @@ def folded(layer, tensors: Mapping, channels: int, maps: dict | None = None) -> 
             gain, beta = gain[sources], beta[sources]
         if col_scale is not None:  # beta is read through the gains already folded
             beta = beta * col_scale
-        shifted = weight * beta if identity else weight @ beta
-        bias = shifted if bias is None else bias + shifted
+        if identity:  # a vector: folded now
+            bias = weight * beta if bias is None else bias + weight * beta
+        else:  # W beta: a read of the whole weight, left to the pass over it
+            read_shift = beta if read_shift is None else read_shift + beta
         col_scale = gain if col_scale is None else col_scale * gain
     for affine in layer.out_affines:  # the nodes entered become s * y + t
         scale, shift = _scale_shift(maps, affine, tensors, weight.shape[0], dtype)
         row_scale = scale if row_scale is None else row_scale * scale
         bias = shift if bias is None else bias * scale + shift
-    return Folded(weight, bias, row_scale, col_scale)
+    return Folded(weight, bias, row_scale, col_scale, read_shift)
 
 
 def _as(tensor: torch.Tensor, dtype) -> torch.Tensor:

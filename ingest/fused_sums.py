@@ -2,11 +2,12 @@
 
 torch needs a call per quantity (row sums, column sums, squares, extremes; a norm's gain folded
 into a copy first), and on a transformer's 384x384 layers the calls, not the arithmetic, are
-most of the time (bench/transformer.py). This loop (numba) reads each stored weight once, folds
-the gains on the fly (`W' = diag(row_scale) W diag(col_scale)`, METRICS.md section 9), and gives
-its row sums, column sums (float64), sum of squares, extremes and the link-weight sample. It
-compiles on first use (seconds, then cached on disk), so layer_passes.py imports this module
-only when a CPU layer needs it.
+most of the time (bench/transformer.py). This loop (numba) reads each stored weight once, in the
+order it is stored (GPT-2 keeps its weights transposed), folds the gains on the fly
+(`W' = diag(row_scale) W diag(col_scale)`, METRICS.md section 9) and the shift a norm adds to
+the bias (`W beta`), and gives its row sums, column sums (float64), sum of squares, extremes and
+the link-weight sample. It compiles on first use (seconds, then cached on disk), so
+layer_passes.py imports this module only when a CPU layer needs it.
 """
 
 from __future__ import annotations
@@ -25,100 +26,178 @@ _NO_BIAS = np.zeros(0, np.float32)
 
 
 def folded_sums(weight: torch.Tensor, row_scale: torch.Tensor | None, col_scale: torch.Tensor | None,
-                positions: np.ndarray, bias: np.ndarray | None = None):
-    """(in-strengths with the bias, out-strengths: float64 arrays; the weights' Moments, the bias's
-    Moments or None; sample) of the folded weights of a 2-D float32 or float64 CPU tensor and its
-    bias; `sample` holds the folded weights at the flat `positions` (sorted, below weight.numel())."""
+                positions: np.ndarray, bias: np.ndarray | None = None, read_shift: torch.Tensor | None = None):
+    """(in-strengths with the bias, out-strengths: float64 arrays; the weights' Moments; the bias,
+    its Moments, or None twice; sample) of the folded weights of a 2-D float32 or float64 CPU
+    tensor and its bias. `sample` holds the folded weights at the flat `positions` (sorted, below
+    weight.numel()), in the order they are stored. `read_shift` (folding.Folded):
+    `row_scale * (weight @ read_shift)` is added to the bias, in the same read of the weight."""
     w = weight.detach().numpy()
-    n_rows, n_columns = w.shape
     rows_scale, columns_scale = _scale(row_scale, w.dtype), _scale(col_scale, w.dtype)
+    shift = _scale(read_shift, w.dtype)
+    if shift is not None:  # the shift goes into the bias: a copy, never the stored tensor
+        bias = np.zeros(w.shape[0], w.dtype) if bias is None else bias.astype(w.dtype)
+    w, transposed = _in_stored_order(w)
+    column_shift = None
+    if transposed:
+        # stored (in, out), as GPT-2's Conv1D keeps it: read as stored, rows and columns swapped
+        # (across its rows the pass was 12x slower, bench/README.md), the shift summed down the
+        # stored columns
+        rows_scale, columns_scale = columns_scale, rows_scale
+        positions = _stored_positions(positions, *w.shape)
+        shift, column_shift = None, shift
+    n_rows, n_columns = w.shape
+    size = w.size
+    w = _rows_as_contiguous(w)
     # numba's most threads, a plain setting (get_num_threads() cost 7 us a call); fewer threads, as
     # set_num_threads may ask, take the chunks in turn with the same results
-    chunks = numba.config.NUMBA_NUM_THREADS if w.size >= PARALLEL_MIN_ELEMENTS and n_rows > 1 else 1
+    chunks = numba.config.NUMBA_NUM_THREADS if size >= PARALLEL_MIN_ELEMENTS and n_rows > 1 else 1
     rows = np.empty(n_rows, np.float64)
     columns = np.empty((chunks, n_columns), np.float64)
     extremes = np.empty((2, chunks, n_columns), w.dtype)
     sample = np.empty(positions.size, w.dtype)
+    shifted_columns = np.zeros((chunks, n_columns if column_shift is not None else 0))
     summed = _one_chunk if chunks == 1 else _chunks
-    sums = summed(w, rows_scale, columns_scale, rows, columns, extremes, positions, sample,
-                  _NO_BIAS if bias is None else bias)
+    sums = summed(w, n_columns, rows_scale, columns_scale, shift, column_shift, rows, columns, extremes, positions,
+                  sample, _NO_BIAS if bias is None else bias, shifted_columns)
+    into, out_of = (columns[0], rows) if transposed else (rows, columns[0])
     bias_moments = None if bias is None else Moments(bias.size, *sums[4:])
-    return rows, columns[0], Moments(w.size, *sums[:4]), bias_moments, sample
+    if column_shift is not None:  # added after the pass: the bias's moments again
+        through = shifted_columns.sum(0)
+        bias += through if columns_scale is None else columns_scale * through
+        bias_moments = Moments.of_vector(bias)
+    if bias is not None:
+        into += bias
+    return into, out_of, Moments(size, *sums[:4]), bias, bias_moments, sample
+
+
+def _in_stored_order(w: np.ndarray) -> tuple[np.ndarray, bool]:
+    """(w, False) when its rows lie in memory value after value, (w.T, True) when its columns do
+    (a transposed view), else a copy of w. (numba's loops over other layouts do not vectorise.)"""
+    unit = w.itemsize
+    if w.flags.c_contiguous or w.strides[1] == unit:
+        return w, False
+    if w.strides[0] == unit:
+        return w.T, True
+    return np.ascontiguousarray(w), False
+
+
+def _rows_as_contiguous(w: np.ndarray) -> np.ndarray:
+    """w, whose rows lie value after value but may be a slice of wider rows (one of q, k and v of
+    GPT-2's fused Conv1D), as a C-contiguous array of the full rows: the pass reads the first
+    w.shape[1] values of each (reading the slice as it is, 7x slower). Its last row runs past the
+    values of w by the rest of the wider row: never read."""
+    if w.flags.c_contiguous:
+        return w
+    stride = w.strides[0]
+    if stride % w.itemsize or stride < w.shape[1] * w.itemsize:
+        return np.ascontiguousarray(w)
+    return np.lib.stride_tricks.as_strided(w, (w.shape[0], stride // w.itemsize), (stride, w.itemsize),
+                                           writeable=False)
+
+
+_STORED_POSITIONS: dict = {}
+
+
+def _stored_positions(positions: np.ndarray, n_rows: int, n_columns: int) -> np.ndarray:
+    """Flat positions in a (n_columns, n_rows) matrix, as positions in its transpose as stored
+    (n_rows, n_columns), sorted. Kept per positions array (link_weights.py draws one per shape)."""
+    key = (id(positions), n_rows, n_columns)
+    kept = _STORED_POSITIONS.get(key)
+    if kept is None or kept[0] is not positions:
+        if len(_STORED_POSITIONS) > 256:  # positions drawn afresh by each caller: keep few
+            _STORED_POSITIONS.clear()
+        column, row = np.divmod(positions, n_rows)
+        kept = _STORED_POSITIONS[key] = (positions, np.sort(row * n_columns + column))
+    return kept[1]
 
 
 def _scale(scale: torch.Tensor | None, dtype) -> np.ndarray | None:
     return None if scale is None else scale.detach().cpu().numpy().astype(dtype, copy=False)
 
 
-def _rows(w, row_scale, col_scale, start, stop, rows, columns, low, high, positions, sample):
+def _rows(w, n_columns, row_scale, col_scale, shift, column_shift, start, stop, rows, columns, low, high,
+          positions, sample, bias, shifted_columns):
     """Rows start..stop: their sums into `rows`, their column sums into `columns` (float64), their
-    column extremes into low and high, their weights at the sample's positions into `sample`;
-    returns their sum of squares. A scale given as None is not applied: numba compiles a loop
-    for each combination with its multiplications left out (measured: an unscaled layer's pass
-    18% quicker in place, bench/README.md)."""
-    n_columns = w.shape[1]
+    column extremes into low and high, their weights at the sample's positions into `sample`,
+    their weights read through `shift` into `bias`, their weights times `column_shift` (one a
+    row) summed down each column into `shifted_columns`; returns their sum of squares. `w` may be
+    wider than n_columns: its first n_columns columns are read. A scale or shift given as None is
+    not applied: numba compiles a loop for each combination with the others left out (measured:
+    an unscaled layer's pass 18% quicker in place, bench/README.md)."""
     k = np.searchsorted(positions, start * n_columns)
     zero = w.dtype.type(0)  # the inner loops in the weights' type vectorise twice as wide as float64
     one = w.dtype.type(1)
     recent = np.zeros(n_columns, w.dtype)  # column sums of up to FLUSH_ROWS rows, then into float64
+    recent_shift = np.zeros(n_columns if column_shift is not None else 0, w.dtype)  # the same for the shift
     columns[:] = 0.0
     low[:] = np.inf
     high[:] = -np.inf
     squares = 0.0
     for block in range(start, stop, FLUSH_ROWS):
-        i, block_stop = block, min(stop, block + FLUSH_ROWS)
-        # four rows at a time: the column sums and extremes are read and written once per four
-        # weights (measured: 1.6x quicker than a row at a time)
+        block_stop = min(stop, block + FLUSH_ROWS)
+        # first each row's sum and squares, the rows read front to back: one stream through
+        # memory, which the hardware prefetches; reading four rows side by side from memory was
+        # 2.3x slower (bench/README.md)
+        for i in range(block, block_stop):
+            # summed in float64: in the weights' type the sums would depend on the order the
+            # compiled loop adds in, which numba's cached code and a fresh compile do not share
+            row_sum = row_squares = shifted = 0.0
+            for j in range(n_columns):
+                v = np.float64(w[i, j] if col_scale is None else w[i, j] * col_scale[j])
+                row_sum += v
+                row_squares += v * v
+                if shift is not None:
+                    shifted += np.float64(w[i, j]) * shift[j]
+            s = one if row_scale is None else row_scale[i]
+            rows[i] = s * row_sum
+            squares += s * s * row_squares
+            if shift is not None:
+                bias[i] += s * shifted
+        # then, from cache, the column sums, extremes and shifts, four rows at a time: the column
+        # accumulators are read and written once per four weights (1.6x quicker than one row)
+        i = block
         while i + 4 <= block_stop:
             s0 = s1 = s2 = s3 = one
             if row_scale is not None:
                 s0, s1, s2, s3 = row_scale[i], row_scale[i + 1], row_scale[i + 2], row_scale[i + 3]
-            r0 = r1 = r2 = r3 = q0 = q1 = q2 = q3 = zero
+            if column_shift is not None:
+                b0, b1, b2, b3 = column_shift[i], column_shift[i + 1], column_shift[i + 2], column_shift[i + 3]
             for j in range(n_columns):
                 v0, v1, v2, v3 = w[i, j], w[i + 1, j], w[i + 2, j], w[i + 3, j]
+                if column_shift is not None:
+                    recent_shift[j] += (v0 * b0 + v1 * b1) + (v2 * b2 + v3 * b3)
                 if col_scale is not None:
                     g = col_scale[j]
                     v0, v1, v2, v3 = v0 * g, v1 * g, v2 * g, v3 * g
-                r0 += v0
-                r1 += v1
-                r2 += v2
-                r3 += v3
-                q0 += v0 * v0
-                q1 += v1 * v1
-                q2 += v2 * v2
-                q3 += v3 * v3
-                u0, u1, u2, u3 = v0, v1, v2, v3
                 if row_scale is not None:
-                    u0, u1, u2, u3 = s0 * v0, s1 * v1, s2 * v2, s3 * v3
-                recent[j] += (u0 + u1) + (u2 + u3)
+                    v0, v1, v2, v3 = s0 * v0, s1 * v1, s2 * v2, s3 * v3
+                recent[j] += (v0 + v1) + (v2 + v3)
                 # extremes per column, not per row: an elementwise select vectorises, a running
                 # minimum does not (measured 9x slower)
-                a, b = (u0 if u0 < u1 else u1), (u2 if u2 < u3 else u3)
+                a, b = (v0 if v0 < v1 else v1), (v2 if v2 < v3 else v3)
                 a = a if a < b else b
                 low[j] = a if a < low[j] else low[j]
-                a, b = (u0 if u0 > u1 else u1), (u2 if u2 > u3 else u3)
+                a, b = (v0 if v0 > v1 else v1), (v2 if v2 > v3 else v3)
                 a = a if a > b else b
                 high[j] = a if a > high[j] else high[j]
-            rows[i], rows[i + 1], rows[i + 2], rows[i + 3] = s0 * r0, s1 * r1, s2 * r2, s3 * r3
-            squares += (s0 * s0 * np.float64(q0) + s1 * s1 * np.float64(q1)) + \
-                (s2 * s2 * np.float64(q2) + s3 * s3 * np.float64(q3))
             i += 4
         for i in range(i, block_stop):
             s = one if row_scale is None else row_scale[i]
-            row_sum = row_squares = zero
             for j in range(n_columns):
-                v = w[i, j] if col_scale is None else w[i, j] * col_scale[j]
-                row_sum += v
-                row_squares += v * v
-                u = s * v
+                if column_shift is not None:
+                    recent_shift[j] += w[i, j] * column_shift[i]
+                u = s * (w[i, j] if col_scale is None else w[i, j] * col_scale[j])
                 recent[j] += u
                 low[j] = u if u < low[j] else low[j]
                 high[j] = u if u > high[j] else high[j]
-            rows[i] = s * np.float64(row_sum)
-            squares += s * s * np.float64(row_squares)
         for j in range(n_columns):
             columns[j] += recent[j]
             recent[j] = zero
+        if column_shift is not None:
+            for j in range(n_columns):
+                shifted_columns[j] += recent_shift[j]
+                recent_shift[j] = zero
         # the sample's weights in these rows, while they are still in cache (4x quicker than
         # reading them from memory afterwards; rows found by walking, not by a division)
         i, row_start = block, block * n_columns
@@ -137,14 +216,16 @@ def _rows(w, row_scale, col_scale, start, stop, rows, columns, low, high, positi
     return squares
 
 
-def _one_chunk(w, row_scale, col_scale, rows, columns, extremes, positions, sample, bias):
+def _one_chunk(w, n_columns, row_scale, col_scale, shift, column_shift, rows, columns, extremes, positions, sample,
+               bias, shifted_columns):
     """Every row on this thread. Returns the weights' (total, squares, low, high), then the bias's."""
-    squares = _rows(w, row_scale, col_scale, 0, w.shape[0], rows, columns[0], extremes[0, 0], extremes[1, 0],
-                    positions, sample)
+    squares = _rows(w, n_columns, row_scale, col_scale, shift, column_shift, 0, w.shape[0], rows, columns[0],
+                    extremes[0, 0], extremes[1, 0], positions, sample, bias, shifted_columns[0])
     return _totals(rows, squares, extremes, bias)
 
 
-def _chunks(w, row_scale, col_scale, rows, columns, extremes, positions, sample, bias):
+def _chunks(w, n_columns, row_scale, col_scale, shift, column_shift, rows, columns, extremes, positions, sample,
+            bias, shifted_columns):
     """One thread a chunk of rows, each with its own column sums and extremes, summed into
     columns[0] at the end. Returns what _one_chunk returns."""
     n_rows = w.shape[0]
@@ -152,17 +233,17 @@ def _chunks(w, row_scale, col_scale, rows, columns, extremes, positions, sample,
     per_chunk = (n_rows + chunks - 1) // chunks
     squares = np.zeros(chunks)
     for chunk in numba.prange(chunks):
-        squares[chunk] = _rows(w, row_scale, col_scale, chunk * per_chunk, min(n_rows, (chunk + 1) * per_chunk),
-                               rows, columns[chunk], extremes[0, chunk], extremes[1, chunk], positions, sample)
+        squares[chunk] = _rows(w, n_columns, row_scale, col_scale, shift, column_shift, chunk * per_chunk,
+                               min(n_rows, (chunk + 1) * per_chunk), rows, columns[chunk], extremes[0, chunk],
+                               extremes[1, chunk], positions, sample, bias, shifted_columns[chunk])
     for chunk in range(1, chunks):
         columns[0] += columns[chunk]
     return _totals(rows, squares.sum(), extremes, bias)
 
 
 def _totals(rows, squares, extremes, bias):
-    """The weights' moments, then the bias's (added to the row sums: the in-strengths)."""
+    """The weights' moments, then the bias's."""
     total = rows.sum()
-    rows[:bias.size] += bias
     return (total, squares, np.float64(extremes[0].min()), np.float64(extremes[1].max())) + vector_moments(bias)
 
 

@@ -49,33 +49,35 @@ def layer_passes(network: Network, link_weights: LinkWeightStats, device: torch.
     for layer in network.topology.weight_layers:
         folded = network.folded(layer)
         weight = folded.weight
-        bias = None if folded.bias is None else flat_numpy(folded.bias)
         # the tied copies of shared weights need no sample: theirs is kept with their first use
         positions = (NO_POSITIONS if layer.tied_to is not None else
-                     link_weights.weight_positions(weight.numel(), 0 if bias is None else bias.size))
+                     link_weights.weight_positions(weight.numel(), folded.bias_size()))
         if (COMPILED_ON_CPU and layer.kind == "linear" and device.type == "cpu" and weight.device.type == "cpu"
                 and weight.dtype in (torch.float32, torch.float64) and weight.numel()):
-            yield _compiled_pass(layer, folded, bias, positions)
+            yield _compiled_pass(layer, folded, positions)
         elif layer.kind == "identity":
-            yield _identity_pass(layer, folded, bias, positions)
+            yield _identity_pass(layer, folded, positions)
         else:
             weight, torch_bias = folded.tensors()
+            bias = None if torch_bias is None else flat_numpy(torch_bias)
             strengths = _torch_strengths(layer, weight, torch_bias, device, paper_conv_in_strength)
             yield LayerPass(layer, bias, *strengths, gather(weight, positions),
                             None if bias is None else Moments.of_vector(bias))
 
 
-def _compiled_pass(layer, folded, bias: np.ndarray | None, positions: np.ndarray) -> LayerPass:
+def _compiled_pass(layer, folded, positions: np.ndarray) -> LayerPass:
     from .fused_sums import folded_sums  # numba: imported when a layer needs it
 
-    into, out_of, moments, bias_moments, sample = folded_sums(folded.weight, folded.row_scale, folded.col_scale,
-                                                               positions, bias)
+    bias = None if folded.bias is None else flat_numpy(folded.bias)
+    into, out_of, moments, bias, bias_moments, sample = folded_sums(
+        folded.weight, folded.row_scale, folded.col_scale, positions, bias, folded.read_shift)
     return LayerPass(layer, bias, into, out_of, bias, moments.count, moments, sample, bias_moments)
 
 
-def _identity_pass(layer, folded, bias: np.ndarray | None, positions: np.ndarray) -> LayerPass:
+def _identity_pass(layer, folded, positions: np.ndarray) -> LayerPass:
     """Link j: src node sources[j] -> dst node j, its weight d_j the scales folded into 1. A
     vector, on any device: numpy's calls are the quickest at this size (torch's cost 3-8 us each)."""
+    bias = None if folded.bias is None else flat_numpy(folded.bias)  # identity links fold their shifts now
     values = flat_numpy(folded.weight)
     for scale in (folded.col_scale, folded.row_scale):  # both per link here
         if scale is not None:

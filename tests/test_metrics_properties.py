@@ -50,22 +50,52 @@ def test_mlp_strengths_equal_edge_list_loop(sizes, seed):
         assert node_layer.fluctuation == pytest.approx(float(np.std(sum(sides))), abs=1e-12)
 
 
+LAYOUTS = ["contiguous", "transposed", "rows of wider rows", "transposed, of wider rows", "every other column"]
+
+
+def stored_as(layout: str, n_out: int, n_in: int, generator, dtype) -> torch.Tensor:
+    """An (n_out, n_in) weight as a view of the layout stored: GPT-2's Conv1D keeps (in, out), and
+    its fused qkv is split into slices of wider rows."""
+    wider = {"rows of wider rows": (n_out, n_in + 5), "transposed, of wider rows": (n_in, n_out + 5),
+             "transposed": (n_in, n_out), "every other column": (n_out, 2 * n_in)}.get(layout, (n_out, n_in))
+    stored = torch.randn(*wider, generator=generator, dtype=dtype)
+    view = {"rows of wider rows": lambda: stored[:, 3:3 + n_in], "transposed": lambda: stored.T,
+            "transposed, of wider rows": lambda: stored[:, 2:2 + n_out].T, "every other column": lambda: stored[:, ::2],
+            "contiguous": lambda: stored}[layout]()
+    assert view.shape == (n_out, n_in)
+    return view
+
+
 @SETTINGS
-@given(n_out=st.integers(1, 23), n_in=st.integers(1, 40), rows_per_block=st.integers(1, 9),
-       dtype=st.sampled_from([torch.float32, torch.float64]), transposed=st.booleans(),
-       scaled=st.sampled_from([(), ("rows",), ("columns",), ("rows", "columns")]), parallel=st.booleans(),
-       seed=st.integers(0, 10_000))
-def test_compiled_and_torch_dense_passes_equal_numpy(n_out, n_in, rows_per_block, dtype, transposed, scaled,
-                                                     parallel, seed):
-    """The compiled one-read pass (float layers on the CPU: scales folded as it reads, on one thread
-    or several) and torch's passes over the folded weight (the GPU's, in blocks) give the strengths,
-    moments and sample float64 numpy gives, for row counts that are not multiples of four and
-    weights that are non-contiguous views."""
+@given(n_out=st.integers(1, 150), n_in=st.integers(1, 40), rows_per_block=st.integers(1, 9),
+       dtype=st.sampled_from([torch.float32, torch.float64]), layout=st.sampled_from(LAYOUTS),
+       scaled=st.sampled_from([(), ("rows",), ("columns",), ("rows", "columns")]), shifted=st.booleans(),
+       parallel=st.booleans(), seed=st.integers(0, 10_000))
+def test_compiled_and_torch_dense_passes_equal_numpy(n_out, n_in, rows_per_block, dtype, layout, scaled,
+                                                     shifted, parallel, seed):
+    """The compiled one-read pass (float layers on the CPU: scales and a read norm's shift folded as
+    it reads, on one thread or several) and torch's passes over the folded weight (the GPU's, in
+    blocks) give the strengths, moments and sample float64 numpy gives, for row counts that are
+    not multiples of four, over several blocks of rows, and weights that are views of the layouts
+    stored."""
+    check_dense_passes(n_out, n_in, rows_per_block, dtype, layout, scaled, shifted, parallel, seed)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("shifted", [False, True])
+def test_dense_passes_of_every_layout(layout, shifted):
+    """Every layout, with and without a shift, over more than one block of 64 rows either way."""
+    for parallel in (False, True):
+        check_dense_passes(70, 67, 5, torch.float32, layout, ("rows", "columns"), shifted, parallel, 3)
+
+
+def check_dense_passes(n_out, n_in, rows_per_block, dtype, layout, scaled, shifted, parallel, seed):
     from nngraph.ingest import fused_sums
+    from nngraph.ingest.folding import Folded
 
     generator = torch.Generator().manual_seed(seed)
-    weight = torch.randn(n_in, n_out, generator=generator, dtype=dtype).T if transposed else \
-        torch.randn(n_out, n_in, generator=generator, dtype=dtype)
+    weight = stored_as(layout, n_out, n_in, generator, dtype)
+    transposed = layout.startswith("transposed")
     bias = torch.randn(n_out, generator=generator, dtype=dtype)
     # each combination of scales given and left out is a loop of its own (numba prunes the other)
     row_scale, col_scale = (torch.randn(n, generator=generator, dtype=dtype) if side in scaled else None
@@ -79,18 +109,29 @@ def test_compiled_and_torch_dense_passes_equal_numpy(n_out, n_in, rows_per_block
         w = w * col_scale.double().numpy()[None, :]
     positions = np.sort(np.random.default_rng(seed).choice(w.size, min(w.size, 7), replace=False))
     tolerance = 1e-4 if dtype == torch.float32 else 1e-10
+    b = bias.double().numpy()
+    read_shift = torch.randn(n_in, generator=generator, dtype=dtype) if shifted else None
+    if shifted:  # the links read x + shift: W shift, with the rows' scales, belongs to the bias
+        shift_through = weight.double().numpy() @ read_shift.double().numpy()
+        b = b + (shift_through if row_scale is None else row_scale.double().numpy() * shift_through)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(fused_sums, "PARALLEL_MIN_ELEMENTS", 1 if parallel else 1 << 40)
-        into, out_of, moments, bias_moments, sample = fused_sums.folded_sums(weight, row_scale, col_scale,
-                                                                             positions, bias.numpy())
-    np.testing.assert_allclose(sample, w.ravel()[positions], rtol=1e-6)
-    b = bias.double().numpy()
-    assert (bias_moments.count, bias_moments.low, bias_moments.high) == (b.size, b.min(), b.max())
-    assert bias_moments.total == pytest.approx(b.sum(), abs=tolerance)
-    torch_pass = dense_strengths(folded, bias, torch.device("cpu"), rows_per_block * n_in)
+        into, out_of, moments, full_bias, bias_moments, sample = fused_sums.folded_sums(
+            weight, row_scale, col_scale, positions, bias.numpy(), read_shift)
+    # a transposed view is read as stored: its sample holds the same weights, in the stored order
+    expected_sample = w.T.ravel()[np.sort((positions % n_in) * n_out + positions // n_in)] if transposed else \
+        w.ravel()[positions]
+    np.testing.assert_allclose(sample, expected_sample, rtol=1e-6)
+    np.testing.assert_allclose(full_bias, b, atol=tolerance * (1 + np.abs(weight.double().numpy()).sum(1).max()))
+    assert bias_moments.count == b.size
+    assert (bias_moments.low, bias_moments.high) == pytest.approx((b.min(), b.max()), abs=tolerance * (1 + np.abs(b).max()))
+    assert bias_moments.total == pytest.approx(b.sum(), abs=tolerance * (1 + np.abs(b).sum()))
+    torch_bias = Folded(weight, bias, row_scale, None, read_shift).full_bias()
+    np.testing.assert_allclose(torch_bias.double().numpy(), b, atol=tolerance * (1 + np.abs(b).max()))
+    torch_pass = dense_strengths(folded, torch_bias, torch.device("cpu"), rows_per_block * n_in)
     for s_in, s_out, moments in ((into, out_of, moments), torch_pass):
         s_in, s_out = np.asarray(s_in, np.float64), np.asarray(s_out, np.float64)
-        np.testing.assert_allclose(s_in, w.sum(1) + b, atol=tolerance * (1 + np.abs(w).max()))
+        np.testing.assert_allclose(s_in, w.sum(1) + b, atol=tolerance * (1 + np.abs(w).max() + np.abs(b).max()))
         np.testing.assert_allclose(s_out, w.sum(0), atol=tolerance * (1 + np.abs(w).max()))
         assert moments.count == w.size
         assert moments.total == pytest.approx(w.sum(), abs=tolerance * w.size)
@@ -320,8 +361,8 @@ def test_compiled_pass_works_without_a_writable_cache_directory(tmp_path):
         "import numba.core.caching as caching, numpy as np, torch\n"
         "caching.CacheImpl._locator_classes = []  # no place to cache, as on a read-only install\n"
         "from nngraph.ingest.fused_sums import folded_sums\n"
-        "into, out_of, moments, _, sample = folded_sums(torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]),\n"
-        "                                               None, None, np.array([1, 5]))\n"
+        "into, out_of, moments, _, _, sample = folded_sums(torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]),\n"
+        "                                                  None, None, np.array([1, 5]))\n"
         "print(into.tolist(), moments.squares, out_of.tolist(), sample.tolist())\n")
     result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
