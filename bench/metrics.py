@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from nngraph.ingest import compute_metrics, layer_passes
+from nngraph.ingest.network import Network
 from nngraph.ingest.strengths import conv_strengths
 from nngraph.ingest.topology import from_state_dict
 
@@ -27,6 +28,15 @@ def best_of(function, repeats=5):
         function()
         times.append(time.perf_counter() - start)
     return min(times)
+
+
+def first_metrics(network, **options):
+    """A call of compute_metrics as each version gets it once: on a new Network of the same
+    (already checked) tensors, so what one call keeps for its version (a norm's scale and shift,
+    read by several layers) does not serve the next. On the same Network MiniLM measured 7%
+    quicker (2026-12-04)."""
+    return lambda: compute_metrics(Network(network.topology, network.tensors, network.source), device="cpu",
+                                   **options)
 
 
 def alternating_best(subject, reference, repeats=20):
@@ -86,7 +96,7 @@ def bench_dense():
     params = sum(t.numel() for t in tensors.values())
     network = from_state_dict(tensors, "bench").bind(tensors, "bench")
     values = list(tensors.values())
-    metrics = lambda: compute_metrics(network, device="cpu", persistence=False)  # noqa: E731
+    metrics = first_metrics(network, persistence=False)
     one_sum = lambda: [t.sum() for t in values]  # noqa: E731
     full, floor = alternating_best(metrics, one_sum, 5)
     layer_passes.COMPILED_ON_CPU = False  # torch's passes, as on the GPU

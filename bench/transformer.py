@@ -27,7 +27,7 @@ from nngraph.ingest import compute_metrics, load_network
 from nngraph.ingest.folding import needed_keys
 from nngraph.ingest.topology import from_state_dict
 
-from metrics import alternating_best, best_of  # bench/metrics.py: the same timing rules
+from metrics import alternating_best, best_of, first_metrics  # bench/metrics.py: the same timing rules
 
 
 def minilm_path() -> Path:
@@ -63,10 +63,10 @@ def bench_metrics(name: str, path: Path, target: str = ""):
     read = {key for layer in layers.weight_layers for key in needed_keys(layer)}  # weights, biases, norms
     graph = [network.tensors[key] for key in sorted(read)]
     model = [tensor for tensor in network.tensors.values() if tensor.dim() == 2]
-    full, floor = alternating_best(lambda: compute_metrics(network, device="cpu", persistence=False),
-                                   lambda: [w.sum() for w in graph], repeats=50)
+    full, floor = alternating_best(first_metrics(network, persistence=False), lambda: [w.sum() for w in graph],
+                                   repeats=50)
     whole = best_of(lambda: [w.sum() for w in model], 20)
-    with_persistence = best_of(lambda: compute_metrics(network, device="cpu"), 1)
+    with_persistence = best_of(first_metrics(network), 1)
     print(f"{name} residual-stream graph: {len(layers.node_layers)} node layers, {len(layers.weight_layers)} weight "
           f"layers, {sum(w.numel() for w in graph) / 1e6:.1f}M values read (the model's 2-D tensors "
           f"{sum(w.numel() for w in model) / 1e6:.1f}M); traced and bound in {traced:.1f} s")

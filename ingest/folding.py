@@ -106,7 +106,7 @@ def folded(layer, tensors: Mapping, channels: int, maps: dict | None = None) -> 
     col_scale = row_scale = read_shift = None
     for affine in reversed(layer.in_affines):  # the links read g * x + beta, of the last map applied
         gain, beta = _scale_shift(maps, affine, tensors, _read_nodes(layer, weight), dtype)
-        if identity:
+        if identity and layer.repeat > 1:  # each source read by several links (grouped-query attention)
             sources = layer.identity_sources()
             gain, beta = gain[sources], beta[sources]
         if col_scale is not None:  # beta is read through the gains already folded
@@ -119,7 +119,7 @@ def folded(layer, tensors: Mapping, channels: int, maps: dict | None = None) -> 
     for affine in layer.out_affines:  # the nodes entered become s * y + t
         scale, shift = _scale_shift(maps, affine, tensors, weight.shape[0], dtype)
         row_scale = scale if row_scale is None else row_scale * scale
-        bias = shift if bias is None else bias * scale + shift
+        bias = shift if bias is None else torch.addcmul(shift, bias, scale)
     return Folded(weight, bias, row_scale, col_scale, read_shift)
 
 

@@ -59,15 +59,9 @@ def folded_sums(weight: torch.Tensor, row_scale: torch.Tensor | None, col_scale:
     shifted_columns = np.zeros((chunks, n_columns if column_shift is not None else 0))
     summed = _one_chunk if chunks == 1 else _chunks
     sums = summed(w, n_columns, rows_scale, columns_scale, shift, column_shift, rows, columns, extremes, positions,
-                  sample, _NO_BIAS if bias is None else bias, shifted_columns)
+                  sample, _NO_BIAS if bias is None else bias, shifted_columns, transposed)
     into, out_of = (columns[0], rows) if transposed else (rows, columns[0])
     bias_moments = None if bias is None else Moments(bias.size, *sums[4:])
-    if column_shift is not None:  # added after the pass: the bias's moments again
-        through = shifted_columns.sum(0)
-        bias += through if columns_scale is None else columns_scale * through
-        bias_moments = Moments.of_vector(bias)
-    if bias is not None:
-        into += bias
     return into, out_of, Moments(size, *sums[:4]), bias, bias_moments, sample
 
 
@@ -217,17 +211,17 @@ def _rows(w, n_columns, row_scale, col_scale, shift, column_shift, start, stop, 
 
 
 def _one_chunk(w, n_columns, row_scale, col_scale, shift, column_shift, rows, columns, extremes, positions, sample,
-               bias, shifted_columns):
+               bias, shifted_columns, transposed):
     """Every row on this thread. Returns the weights' (total, squares, low, high), then the bias's."""
     squares = _rows(w, n_columns, row_scale, col_scale, shift, column_shift, 0, w.shape[0], rows, columns[0],
                     extremes[0, 0], extremes[1, 0], positions, sample, bias, shifted_columns[0])
-    return _totals(rows, squares, extremes, bias)
+    return _totals(rows, columns, squares, extremes, bias, col_scale, column_shift, shifted_columns, transposed)
 
 
 def _chunks(w, n_columns, row_scale, col_scale, shift, column_shift, rows, columns, extremes, positions, sample,
-            bias, shifted_columns):
-    """One thread a chunk of rows, each with its own column sums and extremes, summed into
-    columns[0] at the end. Returns what _one_chunk returns."""
+            bias, shifted_columns, transposed):
+    """One thread a chunk of rows, each with its own column sums, extremes and column shifts.
+    Returns what _one_chunk returns."""
     n_rows = w.shape[0]
     chunks = columns.shape[0]
     per_chunk = (n_rows + chunks - 1) // chunks
@@ -236,15 +230,28 @@ def _chunks(w, n_columns, row_scale, col_scale, shift, column_shift, rows, colum
         squares[chunk] = _rows(w, n_columns, row_scale, col_scale, shift, column_shift, chunk * per_chunk,
                                min(n_rows, (chunk + 1) * per_chunk), rows, columns[chunk], extremes[0, chunk],
                                extremes[1, chunk], positions, sample, bias, shifted_columns[chunk])
-    for chunk in range(1, chunks):
+    return _totals(rows, columns, squares.sum(), extremes, bias, col_scale, column_shift, shifted_columns,
+                   transposed)
+
+
+def _totals(rows, columns, squares, extremes, bias, col_scale, column_shift, shifted_columns, transposed):
+    """The chunks' column sums into columns[0]; the weights read through a column shift, scaled,
+    into the bias (a weight stored transposed); the weights' moments and then the bias's; the
+    bias added to the in-strengths (the row sums, or the column sums of a transposed weight)."""
+    for chunk in range(1, columns.shape[0]):
         columns[0] += columns[chunk]
-    return _totals(rows, squares.sum(), extremes, bias)
-
-
-def _totals(rows, squares, extremes, bias):
-    """The weights' moments, then the bias's."""
+    if column_shift is not None:
+        for j in range(bias.size):
+            through = 0.0
+            for chunk in range(shifted_columns.shape[0]):
+                through += shifted_columns[chunk, j]
+            bias[j] += through if col_scale is None else col_scale[j] * through
     total = rows.sum()
-    return (total, squares, np.float64(extremes[0].min()), np.float64(extremes[1].max())) + vector_moments(bias)
+    moments = (total, squares, np.float64(extremes[0].min()), np.float64(extremes[1].max())) + vector_moments(bias)
+    into = columns[0] if transposed else rows
+    for i in range(bias.size):
+        into[i] += bias[i]
+    return moments
 
 
 def vector_moments(values):
