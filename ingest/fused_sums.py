@@ -212,10 +212,12 @@ def _rows(w, n_columns, row_scale, col_scale, shift, column_shift, start, stop, 
 
 def _one_chunk(w, n_columns, row_scale, col_scale, shift, column_shift, rows, columns, extremes, positions, sample,
                bias, shifted_columns, transposed):
-    """Every row on this thread. Returns the weights' (total, squares, low, high), then the bias's."""
+    """Every row on this thread, then the layer finished (_finish_layer). Returns the weights'
+    (total, squares, low, high), then the bias's."""
     squares = _rows(w, n_columns, row_scale, col_scale, shift, column_shift, 0, w.shape[0], rows, columns[0],
                     extremes[0, 0], extremes[1, 0], positions, sample, bias, shifted_columns[0])
-    return _totals(rows, columns, squares, extremes, bias, col_scale, column_shift, shifted_columns, transposed)
+    return _finish_layer(rows, columns, squares, extremes, bias, col_scale, column_shift, shifted_columns,
+                         transposed)
 
 
 def _chunks(w, n_columns, row_scale, col_scale, shift, column_shift, rows, columns, extremes, positions, sample,
@@ -230,11 +232,11 @@ def _chunks(w, n_columns, row_scale, col_scale, shift, column_shift, rows, colum
         squares[chunk] = _rows(w, n_columns, row_scale, col_scale, shift, column_shift, chunk * per_chunk,
                                min(n_rows, (chunk + 1) * per_chunk), rows, columns[chunk], extremes[0, chunk],
                                extremes[1, chunk], positions, sample, bias, shifted_columns[chunk])
-    return _totals(rows, columns, squares.sum(), extremes, bias, col_scale, column_shift, shifted_columns,
-                   transposed)
+    return _finish_layer(rows, columns, squares.sum(), extremes, bias, col_scale, column_shift, shifted_columns,
+                         transposed)
 
 
-def _totals(rows, columns, squares, extremes, bias, col_scale, column_shift, shifted_columns, transposed):
+def _finish_layer(rows, columns, squares, extremes, bias, col_scale, column_shift, shifted_columns, transposed):
     """The chunks' column sums into columns[0]; the weights read through a column shift, scaled,
     into the bias (a weight stored transposed); the weights' moments and then the bias's; the
     bias added to the in-strengths (the row sums, or the column sums of a transposed weight)."""
@@ -280,6 +282,6 @@ def compile_kernel(function, **options):
 
 _rows = compile_kernel(_rows)
 vector_moments = compile_kernel(vector_moments)
-_totals = compile_kernel(_totals)
+_finish_layer = compile_kernel(_finish_layer)
 _one_chunk = compile_kernel(_one_chunk)
 _chunks = compile_kernel(_chunks, parallel=True)
