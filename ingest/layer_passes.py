@@ -1,9 +1,11 @@
 """One pass over each weight layer of a network version: strengths, weight moments, sample.
 
-A dense float layer on the CPU takes one compiled pass (fused_sums.py) that folds the norms'
-scales as it reads. Identity links are a vector, read with numpy. The rest (conv and pooling,
-CUDA, half precision) take torch's passes over the folded weight (strengths.py), retried in
-smaller blocks, then on the CPU, when a GPU runs out of memory.
+The dense float32 layers and identity links on the CPU are read together, in one compiled call
+(graph_pass.py). Another dense float layer on the CPU (float64, stored transposed) takes its own
+compiled pass (fused_sums.py); both fold the norms' scales as they read. Other identity links
+(grouped-query attention) are a vector, read with numpy. The rest (conv and pooling, CUDA, half
+precision) take torch's passes over the folded weight (strengths.py), retried in smaller
+blocks, then on the CPU, when a GPU runs out of memory.
 
 Running the compiled passes on a worker thread, ahead of the caller's bookkeeping, was tried
 and dropped: handing each layer across threads and back under the GIL made MiniLM's metrics 2x
@@ -26,43 +28,77 @@ from .network import Network, WeightLayer
 from .strengths import BLOCK_ELEMENTS, Moments, conv_strengths, dense_strengths
 
 LOG = logging.getLogger("nngraph")
-NO_POSITIONS = np.zeros(0, np.int64)
 COMPILED_ON_CPU = True  # False: torch's passes on the CPU too (bench/metrics.py compares them)
+WINDOW_BYTES = 256 << 20  # the weights one compiled call over many layers holds in memory
 
 
 @dataclass
 class LayerPass:
     layer: WeightLayer
     bias: np.ndarray | None  # the folded bias, flat
-    into: np.ndarray | torch.Tensor  # in-strength of the nodes entered, bias included
-    out_of: np.ndarray | torch.Tensor  # out-strength of the nodes read
+    # None, None, None: added into the node sums already (graph_pass.py), the sample holding the bias
+    into: np.ndarray | torch.Tensor | None  # in-strength of the nodes entered, bias included
+    out_of: np.ndarray | torch.Tensor | None  # out-strength of the nodes read
     bias_nodes: np.ndarray | torch.Tensor | None  # the bias of each node entered (a conv's per position)
     edges: int
     moments: Moments  # of the folded weights
     sample: np.ndarray  # the folded weights at the link-weight sample's positions (none for tied layers)
     bias_moments: Moments | None  # of the folded bias
+    sample_owned: bool = False  # the sample is a copy (the graph pass's), not a view of the weights
 
 
-def layer_passes(network: Network, link_weights: LinkWeightStats, device: torch.device,
-                 paper_conv_in_strength: bool) -> Iterator[LayerPass]:
-    """Every weight layer's pass, in order, one layer's weights in memory at a time."""
+def layer_passes(network: Network, link_weights: LinkWeightStats, device: torch.device, paper_conv_in_strength: bool,
+                 node_sums) -> Iterator[LayerPass]:
+    """Every weight layer's pass, in order. The dense float32 layers and identity links on the CPU
+    go through one compiled call per window of layers (graph_pass.py), which adds their strengths
+    into `node_sums` (metrics.NodeSums) itself: their LayerPass has no `into`. A window holds at
+    most WINDOW_BYTES of weights in memory, the other layers one at a time."""
+    graph = COMPILED_ON_CPU and device.type == "cpu"
+    if graph:
+        from .graph_pass import eligible  # numba: imported when a CPU layer needs it
+    window, window_bytes = [], 0
     for layer in network.topology.weight_layers:
         folded = network.folded(layer)
-        weight = folded.weight
-        # the tied copies of shared weights need no sample: theirs is kept with their first use
-        positions = (NO_POSITIONS if layer.tied_to is not None else
-                     link_weights.weight_positions(weight.numel(), folded.bias_size()))
-        if (COMPILED_ON_CPU and layer.kind == "linear" and device.type == "cpu" and weight.device.type == "cpu"
-                and weight.dtype in (torch.float32, torch.float64) and weight.numel()):
-            yield _compiled_pass(layer, folded, positions)
-        elif layer.kind == "identity":
-            yield _identity_pass(layer, folded, positions)
+        in_graph = graph and eligible(layer, folded)
+        window.append((layer, folded, in_graph))
+        window_bytes += folded.weight.numel() * folded.weight.element_size() if in_graph else 0
+        if window_bytes >= WINDOW_BYTES or not in_graph:
+            yield from _window_passes(network, window, link_weights, device, paper_conv_in_strength, node_sums)
+            window, window_bytes = [], 0
+    yield from _window_passes(network, window, link_weights, device, paper_conv_in_strength, node_sums)
+
+
+def _window_passes(network, window: list, link_weights: LinkWeightStats, device, paper_conv_in_strength: bool,
+                   node_sums) -> Iterator[LayerPass]:
+    """The window's graph layers in one call, then every layer's pass in order."""
+    graph = [(layer, folded) for layer, folded, in_graph in window if in_graph]
+    if graph:
+        from .graph_pass import graph_pass
+
+        done = iter(graph_pass([layer for layer, _ in graph], [folded for _, folded in graph], link_weights,
+                               node_sums))
+    for layer, folded, in_graph in window:
+        if in_graph:
+            read = next(done)
+            yield LayerPass(layer, None, None, None, None, read.moments.count, read.moments, read.sample,
+                            read.bias_moments, sample_owned=True)
         else:
-            weight, torch_bias = folded.tensors()
-            bias = None if torch_bias is None else flat_numpy(torch_bias)
-            strengths = _torch_strengths(layer, weight, torch_bias, device, paper_conv_in_strength)
-            yield LayerPass(layer, bias, *strengths, gather(weight, positions),
-                            None if bias is None else Moments.of_vector(bias))
+            yield _own_pass(layer, folded, link_weights, device, paper_conv_in_strength)
+
+
+def _own_pass(layer, folded, link_weights: LinkWeightStats, device, paper_conv_in_strength: bool) -> LayerPass:
+    weight = folded.weight
+    positions = link_weights.layer_positions(layer, folded)[0]
+    if COMPILED_ON_CPU and layer.kind == "linear" and device.type == "cpu" and weight.device.type == "cpu" \
+            and weight.dtype in (torch.float32, torch.float64) and weight.numel():
+        return _compiled_pass(layer, folded, positions)
+    if layer.kind == "identity":
+        return _identity_pass(layer, folded, positions)
+    weight, torch_bias = folded.tensors()
+    bias = None if torch_bias is None else flat_numpy(torch_bias)
+    strengths = _torch_strengths(layer, weight, torch_bias, device, paper_conv_in_strength)
+    return LayerPass(layer, bias, *strengths, gather(weight, positions),
+                     None if bias is None else Moments.of_vector(bias))
 
 
 def _compiled_pass(layer, folded, positions: np.ndarray) -> LayerPass:

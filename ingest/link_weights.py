@@ -27,6 +27,7 @@ QUANTILE_KEYS = tuple(f"q{round(q * 100):02d}" for q in QUANTILES)
 HISTOGRAM_BINS = 64
 EXACT_LIMIT = 1 << 14
 SAMPLE_SIZE = 1 << 12
+_NO_POSITIONS = np.zeros(0, np.int64)
 
 
 class LinkWeightStats:
@@ -36,24 +37,41 @@ class LinkWeightStats:
     def __init__(self, exact_limit: int = EXACT_LIMIT):
         self.exact_limit = exact_limit
         self._layers: list[tuple[Moments, np.ndarray, int | None]] = []
+        self._owned: list[bool] = []  # whether a sample may be sorted where it is
 
     def weight_positions(self, n_weights: int, n_bias: int) -> np.ndarray:
         """The flat positions of the weights that go into a layer's sample (sorted): all of them
         up to exact_limit links, else those of the seeded sample."""
         return _sample_positions(n_weights, n_bias, self.exact_limit)[0]
 
+    def layer_positions(self, layer, folded) -> tuple[np.ndarray, np.ndarray]:
+        """The flat positions of a weight layer's weights, then of its bias, that go into its sample
+        (folding.Folded: as its links carry them); none for the tied copies of shared weights, whose
+        sample is kept with their first use."""
+        if layer.tied_to is not None:
+            return _NO_POSITIONS, _NO_POSITIONS
+        n_bias = folded.bias_size()
+        weights, bias = _sample_positions(folded.weight.numel(), n_bias, self.exact_limit)
+        return weights, _every_position(n_bias) if bias is None else bias
+
     def add(self, weight_sample: np.ndarray, bias: np.ndarray | None, weight_moments: Moments,
-            bias_moments: Moments | None = None) -> int:
+            bias_moments: Moments | None = None, owned: bool = False) -> int:
         """One layer: its weights at `weight_positions` (their folded values), its bias and the
-        moments of its weights (and of its bias, when the caller has them)."""
+        moments of its weights (and of its bias, when the caller has them). With `bias` None and
+        `bias_moments` given, the sample holds the bias's part already (graph_pass.py). `owned`:
+        the sample is a copy, which `results` may sort in place; else it may be the stored weights
+        themselves (an exact sample is a view of them), which are never written to."""
         moments, sample = weight_moments, weight_sample
-        if bias is not None:
+        if bias is None and bias_moments is not None:
+            moments = moments.merged(bias_moments)
+        elif bias is not None:
             moments = moments.merged(bias_moments or Moments.of_vector(bias))
             positions = _sample_positions(weight_moments.count, bias.size, self.exact_limit)[1]
             bias = bias if positions is None else bias[positions]
             sample = np.concatenate((weight_sample, bias.astype(weight_sample.dtype, copy=False)))
         sampled = SAMPLE_SIZE if moments.count > self.exact_limit else None
         self._layers.append((moments, sample, sampled))
+        self._owned.append(owned)
         return len(self._layers) - 1
 
     def results(self) -> list[dict]:
@@ -66,7 +84,9 @@ class LinkWeightStats:
             alike.setdefault((sample.size, sample.dtype), []).append(number)
         results: list[dict | None] = [None] * len(self._layers)
         for (size, _), numbers in alike.items():
-            sorted_samples = np.stack([self._layers[n][1] for n in numbers])
+            samples = [self._layers[n][1] for n in numbers]
+            in_place = all(self._owned[n] for n in numbers)
+            sorted_samples = _as_rows(samples) if in_place else np.stack(samples)
             sort_rows(sorted_samples)  # in place: np.sort's copy made it 3x slower (measured)
             ranges = np.array([_histogram_range(self._layers[n][0]) for n in numbers])
             quantiles = np.empty((len(numbers), len(QUANTILES)))
@@ -86,6 +106,19 @@ def link_weight_stats(weight: torch.Tensor, bias: torch.Tensor | None, weight_mo
     positions = stats.weight_positions(weight.numel(), 0 if bias is None else bias.numel())
     stats.add(gather(weight, positions), None if bias is None else flat_numpy(bias), weight_moments)
     return stats.results()[0]
+
+
+def _as_rows(samples: list[np.ndarray]) -> np.ndarray:
+    """Owned samples as the rows of a matrix: a view where they lie end to end in one buffer, as
+    the graph pass lays them out (copying MiniLM's cost a sixth of the summaries), else a copy."""
+    first = samples[0]
+    start = first.__array_interface__["data"][0]
+    if first.base is not None and first.flags.c_contiguous and all(
+            sample.base is first.base and sample.flags.c_contiguous
+            and sample.__array_interface__["data"][0] == start + number * first.nbytes
+            for number, sample in enumerate(samples)):
+        return np.lib.stride_tricks.as_strided(first, (len(samples), first.size), (first.nbytes, first.itemsize))
+    return np.stack(samples)
 
 
 def _summary(moments: Moments, sampled, quantiles: list, edges: list, counts: list) -> dict:
@@ -120,6 +153,11 @@ def _sample_positions(n_weights: int, n_bias: int, exact_limit: int) -> tuple[np
     index = np.sort(torch.randint(0, n_weights + n_bias, (SAMPLE_SIZE,), generator=generator).numpy())
     split = np.searchsorted(index, n_weights)
     return index[:split], index[split:] - n_weights
+
+
+@functools.lru_cache(maxsize=64)
+def _every_position(size: int) -> np.ndarray:
+    return np.arange(size)
 
 
 def flat_numpy(vector: torch.Tensor) -> np.ndarray:

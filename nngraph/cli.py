@@ -9,6 +9,15 @@ import click
 from nngraph import __version__
 from nngraph.errors import NNGraphError
 
+class PathArgument(click.Path):
+    """click's Path, which stats its value: a NUL byte in it raised ValueError, a traceback."""
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and "\0" in value:
+            self.fail(f"{value!r} holds a NUL byte, which no file name can; give the path of a file", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 FORMAT = click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
                       show_default=True, help="Output format.")
 DEVICE = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
@@ -106,7 +115,7 @@ def data_options(command=None, *, default: str | None = None):
 def version_options(command):
     """What `ingest` and `export` share: the files, and what each version is and keeps."""
     options = [
-        click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str)),
+        click.argument("paths", nargs=-1, required=True, type=PathArgument(path_type=str)),
         click.option("--model", required=True, help="Model name the versions belong to."),
         click.option("--version", "tag", help="Version tag (default: the file name without extension)."),
         click.option("--step", type=int, help="Training step of this version (default: the last number in the "
@@ -159,7 +168,7 @@ def cli():
 
 
 @cli.command()
-@click.argument("path", type=click.Path(dir_okay=True, path_type=str))
+@click.argument("path", type=PathArgument(dir_okay=True, path_type=str))
 @model_source_options
 @FORMAT
 @DEVICE
@@ -319,7 +328,7 @@ def db_status(kind):
 
 
 @db.command("import")
-@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=str))
+@click.argument("directory", type=PathArgument(exists=True, file_okay=False, path_type=str))
 @click.option("--yes", is_flag=True, help="Do not ask: the import replaces everything the managed Neo4j stores.")
 def db_import(directory, yes):
     """Load an `nngraph export` directory into the managed Neo4j (the bulk path).
@@ -386,7 +395,7 @@ def ingest(paths, model, tag, step, metric_pairs, edge_policy, conv_edges, repla
 
 @cli.command()
 @version_options
-@click.option("--to", "directory", required=True, type=click.Path(file_okay=False, path_type=str),
+@click.option("--to", "directory", required=True, type=PathArgument(file_okay=False, path_type=str),
               help="New or empty directory for the import files.")
 @click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True)
 @click.option("--database", default="neo4j", show_default=True, help="Database name in the printed import command.")
@@ -499,7 +508,7 @@ def analyze(family, model, tags, all_versions, algorithms, engine, layers, weigh
 @click.option("--step-range", help="Only versions with FIRST <= step <= LAST, as FIRST:LAST.")
 @click.option("--layers", help="Only these layers: indices and ranges like 0,3,5:9, or a pattern on layer names "
               "and blocks like '*attention*'.")
-@click.option("--out", "out_dir", default="nngraph-reports", show_default=True, type=click.Path(path_type=str),
+@click.option("--out", "out_dir", default="nngraph-reports", show_default=True, type=PathArgument(path_type=str),
               help="Directory for the report files.")
 @click.option("--format", "fmt", type=click.Choice(["html", "md", "json", "csv"]), default="html", show_default=True)
 @click.option("--metric", default="test_accuracy", show_default=True, help="ensemble: the stored metric to bin by.")
@@ -569,7 +578,7 @@ def _numbers(kind):
 
 
 @cli.command()
-@click.option("--out", "out_dir", default="nngraph-demo", show_default=True, type=click.Path(path_type=str),
+@click.option("--out", "out_dir", default="nngraph-demo", show_default=True, type=PathArgument(path_type=str),
               help="Directory for the reports (refused if it exists, unless --force).")
 @click.option("--force", is_flag=True, help="Write into an existing --out directory.")
 @click.option("--epochs", type=click.IntRange(1, 200), default=12, show_default=True)
@@ -643,7 +652,7 @@ def versions(model, fmt, uri, user, password, database):
 @cli.command()
 @click.option("--model", required=True, help="The model of the version.")
 @click.option("--version", "tag", required=True, help="The version's tag.")
-@click.option("--to", "path", required=True, type=click.Path(dir_okay=False, path_type=str),
+@click.option("--to", "path", required=True, type=PathArgument(dir_okay=False, path_type=str),
               help="The file to write: .graphml or .gexf (the name picks the format).")
 @click.option("--layers", callback=_layers, help="Only these neuron layers: FIRST:LAST or a list like 1,2,4.")
 @click.option("--force", is_flag=True, help="Replace the file if it exists.")
@@ -684,7 +693,7 @@ def delete(model, tags, yes, uri, user, password, database):
 @click.argument("cypher", required=False)
 @click.option("-p", "--param", "param_pairs", multiple=True, metavar="KEY=VALUE",
               help="A query parameter, passed as a parameter (repeatable); numbers are converted.")
-@click.option("--file", "query_file", type=click.Path(dir_okay=False, path_type=str),
+@click.option("--file", "query_file", type=PathArgument(dir_okay=False, path_type=str),
               help="Read the query from a file (UTF-8 text).")
 @click.option("--name", "canned_name", help="Run the canned query of this name (see --list).")
 @click.option("--list", "list_canned", is_flag=True, help="List the canned queries and their parameters.")

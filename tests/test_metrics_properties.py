@@ -140,14 +140,14 @@ def check_dense_passes(n_out, n_in, rows_per_block, dtype, layout, scaled, shift
 
 
 def test_compute_metrics_reads_dense_layers_in_the_compiled_pass_exactly(monkeypatch):
-    """A Linear layer on the CPU goes through the compiled pass, once; its strengths and link
-    statistics are exact; a NaN weight is found."""
-    from nngraph.ingest import fused_sums
+    """A float32 Linear layer on the CPU goes through the compiled graph pass, once; its strengths
+    and link statistics are exact; a NaN weight is found."""
+    from nngraph.ingest import graph_pass
 
     calls = []
-    original = fused_sums.folded_sums
-    monkeypatch.setattr(fused_sums, "folded_sums", lambda weight, *rest: calls.append(weight) or
-                        original(weight, *rest))
+    original = graph_pass.graph_pass
+    monkeypatch.setattr(graph_pass, "graph_pass", lambda layers, folds, *rest: calls.extend(
+        folded.weight for folded in folds) or original(layers, folds, *rest))
     generator = torch.Generator().manual_seed(5)
     linear = nn.Linear(300, 1000)
     with torch.no_grad():

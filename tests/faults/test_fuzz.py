@@ -7,10 +7,9 @@ import io
 import signal
 from contextlib import contextmanager
 
-import pytest
 import torch
 from click.testing import CliRunner
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings, strategies as st
 from safetensors.torch import save as safetensors_bytes
 
 from nngraph.cli import cli
@@ -94,6 +93,8 @@ WORDS = ["metrics", "ingest", "export", "query", "models", "versions", "analyze"
 
 @FUZZ
 @given(args=st.lists(st.one_of(st.sampled_from(WORDS), st.text(max_size=12)), max_size=8))
+@example(args=["metrics", "\x00"])  # found 2026-12-04: click stats a path, and a NUL byte raised ValueError
+@example(args=["ingest", "--model", "a\x00", "\x00"])
 def test_random_command_lines_give_a_result_or_one_clear_error(home, args):
     with time_limit(120):
         done = CliRunner().invoke(cli, args)
