@@ -124,6 +124,10 @@ class Topology:
     def bind(self, tensors: Mapping, source: str) -> "Network":
         """Attach one version's tensors, checking every key and shape the topology needs."""
         tensors = tensors if isinstance(tensors, CheckedTensors) else CheckedTensors(tensors, source)
+        for nodes in self.node_layers:  # a layer of zero units has no strengths and no fluctuation
+            if nodes.nodes == 0:
+                raise NNGraphError(f"{source}: layer {nodes.name} has no neurons (shape {nodes.shape}); "
+                                   "every layer needs at least one")
         for layer in self.weight_layers:
             for key in needed_keys(layer):
                 if key not in tensors:

@@ -102,6 +102,7 @@ def test_overlapping_strides_cannot_make_a_tiny_file_allocate_gigabytes(tmp_path
     ({0: torch.ones(3, 3)}, "is a int; a state_dict maps parameter names"),
     ({"0.weight": torch.ones(3, 3, dtype=torch.bool)}, "has dtype bool"),
     ({"0.weight": torch.ones(3, 3, dtype=torch.int64)}, "has dtype int64"),
+    ({"0.weight": torch.ones(4, 3), "1.weight": torch.ones(0, 4)}, "has no neurons (shape (0,))"),
 ])
 def test_odd_pt_contents_are_one_line(tmp_path, contents, message):
     path = tmp_path / "odd.pt"
