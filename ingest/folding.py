@@ -5,7 +5,9 @@ section 9): BatchNorm in eval mode and post-norm gains act on the nodes the link
 (`W' = diag(s) W`, `b' = s b + t`); pre-norm LayerNorm/RMSNorm gains act on the nodes the
 links read (`W' = W diag(g)`, `b' = b + W beta`). A fused qkv (or an RNN's stacked gates)
 is a row slice of one stored matrix. Identity links (residual additions, attention's v -> o)
-are a diagonal, kept as its vector. Average pooling is a fixed depthwise kernel.
+are a diagonal, kept as its vector. Average pooling is a fixed depthwise kernel. The graph call
+(graph_pass.py) folds the float32 layers it reads by the same rules, in the same order
+(graph_fold.py): a change here is a change there.
 """
 
 from __future__ import annotations

@@ -44,46 +44,35 @@ class LayerPass:
     moments: Moments  # of the folded weights
     sample: np.ndarray  # the folded weights at the link-weight sample's positions (none for tied layers)
     bias_moments: Moments | None  # of the folded bias
-    sample_owned: bool = False  # the sample is a copy (the graph pass's), not a view of the weights
+    sample_place: tuple | None = None  # (buffer, offset): the sample is a copy lying there (the graph pass's)
 
 
 def layer_passes(network: Network, link_weights: LinkWeightStats, device: torch.device, paper_conv_in_strength: bool,
                  node_sums) -> Iterator[LayerPass]:
     """Every weight layer's pass, in order. The dense float32 layers and identity links on the CPU
-    go through one compiled call per window of layers (graph_pass.py), which adds their strengths
-    into `node_sums` (metrics.NodeSums) itself: their LayerPass has no `into`. A window holds at
-    most WINDOW_BYTES of weights in memory, the other layers one at a time."""
-    graph = COMPILED_ON_CPU and device.type == "cpu"
-    if graph:
-        from .graph_pass import eligible  # numba: imported when a CPU layer needs it
-    window, window_bytes = [], 0
-    for layer in network.topology.weight_layers:
-        folded = network.folded(layer)
-        in_graph = graph and eligible(layer, folded)
-        window.append((layer, folded, in_graph))
-        window_bytes += folded.weight.numel() * folded.weight.element_size() if in_graph else 0
-        if window_bytes >= WINDOW_BYTES or not in_graph:
-            yield from _window_passes(network, window, link_weights, device, paper_conv_in_strength, node_sums)
-            window, window_bytes = [], 0
-    yield from _window_passes(network, window, link_weights, device, paper_conv_in_strength, node_sums)
+    go through one compiled call per window of layers (graph_pass.py), which folds their norms and
+    adds their strengths into `node_sums` (metrics.NodeSums) itself: their LayerPass has no `into`.
+    A window holds at most WINDOW_BYTES of weights in memory, the other layers one at a time."""
+    graph = None
+    if COMPILED_ON_CPU and device.type == "cpu":
+        from .graph_pass import GraphVersion  # numba: imported when a CPU layer needs it
 
-
-def _window_passes(network, window: list, link_weights: LinkWeightStats, device, paper_conv_in_strength: bool,
-                   node_sums) -> Iterator[LayerPass]:
-    """The window's graph layers in one call, then every layer's pass in order."""
-    graph = [(layer, folded) for layer, folded, in_graph in window if in_graph]
-    if graph:
-        from .graph_pass import graph_pass
-
-        done = iter(graph_pass([layer for layer, _ in graph], [folded for _, folded in graph], link_weights,
-                               node_sums))
-    for layer, folded, in_graph in window:
-        if in_graph:
-            read = next(done)
-            yield LayerPass(layer, None, None, None, None, read.moments.count, read.moments, read.sample,
-                            read.bias_moments, sample_owned=True)
-        else:
-            yield _own_pass(layer, folded, link_weights, device, paper_conv_in_strength)
+        graph = GraphVersion(network, link_weights, node_sums)
+    first, window_bytes = None, 0
+    for index, layer in enumerate(network.topology.weight_layers):
+        if graph is not None and graph.reads(index):
+            first = index if first is None else first
+            window_bytes += graph.plan.weight_bytes[index]
+            if window_bytes >= WINDOW_BYTES:
+                yield from graph.read(first, index + 1)
+                first, window_bytes = None, 0
+            continue
+        if first is not None:
+            yield from graph.read(first, index)
+            first, window_bytes = None, 0
+        yield _own_pass(layer, network.folded(layer), link_weights, device, paper_conv_in_strength)
+    if first is not None:
+        yield from graph.read(first, len(network.topology.weight_layers))
 
 
 def _own_pass(layer, folded, link_weights: LinkWeightStats, device, paper_conv_in_strength: bool) -> LayerPass:

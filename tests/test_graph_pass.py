@@ -18,12 +18,14 @@ def both_ways(network, window_bytes):
     """(metrics from the graph pass, metrics from each layer's own pass), and the layers the
     graph pass read."""
     read = []
-    eligible = graph_pass.eligible
+    version = graph_pass.GraphVersion
+    read_window = version.read
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(layer_passes, "WINDOW_BYTES", window_bytes)
-        patch.setattr(graph_pass, "eligible", lambda layer, folded: eligible(layer, folded) and not read.append(layer))
+        patch.setattr(version, "read", lambda self, first, stop: read.extend(
+            self.plan.topology.weight_layers[first:stop]) or read_window(self, first, stop))
         together = compute_metrics(network, persistence=False, device="cpu")
-        patch.setattr(graph_pass, "eligible", lambda layer, folded: False)
+        patch.setattr(version, "reads", lambda self, index: False)
         apart = compute_metrics(network, persistence=False, device="cpu")
     return together, apart, read
 
@@ -112,3 +114,44 @@ def test_the_metrics_never_write_to_the_weights(dtype):
     compute_metrics(network_from_module(module, (2, 6, 6)), persistence=False, device="cpu")
     for key, value in module.state_dict().items():
         assert torch.equal(value, before[key]), key
+
+
+class CopyAtEveryRead(dict):
+    """A lazy mapping as safetensors gives one: a new tensor at every read, freed when dropped."""
+
+    def __getitem__(self, key):
+        return super().__getitem__(key).clone()
+
+
+def test_a_lazy_mapping_s_tensors_stay_alive_while_the_call_reads_them():
+    """The call reads the tensors by address: a mapping that copies at every read must give the
+    same metrics as the tensors themselves, window by window."""
+    module = seeded(NormedMLP(7, 40), 11).float().eval()
+    network = network_from_module(module, (7,))
+    lazy = network.topology.bind(CopyAtEveryRead(module.state_dict()), "<lazy>")
+    for window in (1, 1 << 28):
+        together, apart, read = both_ways(lazy, window)
+        assert {layer.kind for layer in read} == {"linear"}
+        assert_same_metrics(together, apart)
+        assert_same_metrics(together, compute_metrics(network, persistence=False, device="cpu"))
+
+
+def test_a_version_the_plan_does_not_fit_takes_each_layer_s_own_pass():
+    """The plan is made from the first version's shapes; a later version of the topology with a
+    float64 weight or a strided bias is read layer by layer where
+    the call cannot read it, with the same results as each layer's own pass."""
+    module = seeded(NormedMLP(5, 30), 4).float().eval()
+    network = network_from_module(module, (5,))
+    compute_metrics(network, persistence=False, device="cpu")  # the plan, from this version
+    state = {key: value.clone() for key, value in module.state_dict().items()}
+    state["up.weight"] = state["up.weight"].double()
+    state["down.bias"] = torch.zeros(2 * state["down.bias"].numel())[::2].copy_(state["down.bias"])
+    assert not state["down.bias"].is_contiguous()
+    changed = network.topology.bind(state, "<changed>")
+    together, apart, read = both_ways(changed, 1 << 28)
+    assert [layer.name for layer in read] == []  # up: float64; down: a strided bias
+    assert_same_metrics(together, apart)
+    state["up.weight"] = state["up.weight"].float()
+    together, apart, read = both_ways(network.topology.bind(state, "<changed>"), 1 << 28)
+    assert [layer.kind for layer in read] == ["linear"]
+    assert_same_metrics(together, apart)
