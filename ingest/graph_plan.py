@@ -11,8 +11,11 @@ positions and where its sample goes.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from math import prod
 
 import numpy as np
+
+from .network import kept_per_topology
 
 LINEAR, IDENTITY, OWN = 0, 1, 2  # OWN: a layer the call never reads (its own pass, layer_passes.py)
 NONE = -1
@@ -58,14 +61,8 @@ _PLANS: dict = {}
 
 def plan_of(network, link_weights, node_sums) -> Plan:
     """The topology's plan, made from this version's tensors' shapes the first time."""
-    key = (id(network.topology), link_weights.exact_limit)
-    plan = _PLANS.get(key)
-    if plan is not None and plan.topology is network.topology:
-        return plan
-    if len(_PLANS) > 64:  # topologies built anew (tests, many models in one process): keep few
-        _PLANS.clear()
-    plan = _PLANS[key] = _Builder(network, link_weights, node_sums).plan()
-    return plan
+    return kept_per_topology(_PLANS, network.topology, link_weights.exact_limit,
+                             lambda: _Builder(network, link_weights, node_sums).plan())
 
 
 class _Builder:
@@ -86,7 +83,7 @@ class _Builder:
                 read = OWN, [], (None, 0, 0, 0), [], [], []
             layer_kind, keys, (weight, row0, rows, columns), biases, ins, outs = read
             kind.append(layer_kind)
-            layer_keys.append([self._key(key, matrix) for key, matrix in keys])
+            layer_keys.append([self._key(*key) for key in keys])
             dims.append((NONE if weight is None else self.keys[weight], row0, rows, columns))
             bias_at.append((len(bias_keys), len(bias_keys) + len(biases)))
             bias_keys += [self.keys[key] for key in biases]
@@ -115,9 +112,10 @@ class _Builder:
                     np.stack((ends - lengths, ends), 1))
 
     def _layer(self, layer):
-        """(kind, [(key, is matrix)], dims, bias keys, in-affines, out-affines) of a layer the call
-        can read, or None. The vectors must hold one value per node they act on (bind checks the
-        same): the call reads them by address."""
+        """(kind, [(key, is matrix, shape)], dims, bias keys, in-affines, out-affines) of a layer the
+        call can read, or None. The vectors must hold one value per node they act on (bind checks
+        the same): the call reads them by address. Each shape is read once (a lazy mapping loads
+        the tensor to give it)."""
         tensors, node_layers = self.network.tensors, self.network.topology.node_layers
         if layer.kind == "identity" and layer.repeat == 1:
             weight, row0, rows = None, 0, layer.size
@@ -129,30 +127,28 @@ class _Builder:
                 return None
             stored_rows, columns = shape
             row0, stop = layer.rows if layer.rows is not None else (0, stored_rows)
-            rows, keys = stop - row0, [(weight, True)]
+            rows, keys = stop - row0, [(weight, True, shape)]
             if not 0 <= row0 < stop <= stored_rows:
                 return None
         else:
             return None
         if columns != node_layers[layer.src].nodes or layer.dst_offset + rows > node_layers[layer.dst].nodes:
             return None  # the node sums it adds into (bind refuses such a version)
-        for key in layer.bias_keys:
-            if _size(tensors[key].shape) != stored_rows:
+        vectors = [(key, stored_rows) for key in layer.bias_keys]
+        vectors += [(key, size) for affines, size in ((layer.in_affines, columns), (layer.out_affines, rows))
+                    for affine in affines for key in affine.keys()]
+        for key, size in vectors:
+            shape = tensors[key].shape
+            if prod(shape) != size:
                 return None
-            keys.append((key, False))
-        for affines, size in ((layer.in_affines, columns), (layer.out_affines, rows)):
-            for affine in affines:
-                for key in affine.keys():
-                    if _size(tensors[key].shape) != size:
-                        return None
-                    keys.append((key, False))
+            keys.append((key, False, shape))
         return (IDENTITY if weight is None else LINEAR), keys, (weight, row0, rows, columns), \
             list(layer.bias_keys), layer.in_affines, layer.out_affines
 
-    def _key(self, key: str, matrix: bool) -> int:
+    def _key(self, key: str, matrix: bool, shape) -> int:
         if key not in self.keys:
             self.keys[key] = len(self.keys)
-            self.shapes.append(self.network.tensors[key].shape)
+            self.shapes.append(shape)
             self.matrix.append(matrix)
         return self.keys[key]
 
@@ -168,13 +164,6 @@ class _Builder:
                 self.batch_norms.append((affine, size, self.affine_values, [k for k in keys if k != NONE]))
             self.affine_values += 2 * size
         return found
-
-
-def _size(shape) -> int:
-    count = 1
-    for size in shape:
-        count *= size
-    return count
 
 
 def _pairs(pairs: list) -> np.ndarray:

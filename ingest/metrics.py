@@ -17,7 +17,7 @@ from nngraph.errors import NNGraphError
 
 from .layer_passes import layer_passes
 from .link_weights import LinkWeightStats
-from .network import Network, NodeLayer, Skipped, WeightLayer
+from .network import Network, NodeLayer, Skipped, WeightLayer, kept_per_topology
 from .persistence import neural_persistence
 from .strengths import Moments
 
@@ -194,16 +194,9 @@ _LAYOUTS: dict = {}
 def _layout(topology) -> tuple:
     """(where each node layer starts in the sums, the node layers entered, those read), kept per
     topology (MiniLM's cost 0.05 ms a version) while its layers stay the same."""
-    key = (id(topology), len(topology.node_layers), len(topology.weight_layers))
-    found = _LAYOUTS.get(key)
-    if found is not None and found[0] is topology:
-        return found[1]
-    if len(_LAYOUTS) > 64:  # topologies built anew (tests, many models in one process): keep few
-        _LAYOUTS.clear()
-    layout = (np.cumsum([0] + [layer.nodes for layer in topology.node_layers]),
-              {layer.dst for layer in topology.weight_layers}, {layer.src for layer in topology.weight_layers})
-    _LAYOUTS[key] = (topology, layout)
-    return layout
+    return kept_per_topology(_LAYOUTS, topology, (len(topology.node_layers), len(topology.weight_layers)), lambda: (
+        np.cumsum([0] + [layer.nodes for layer in topology.node_layers]),
+        {layer.dst for layer in topology.weight_layers}, {layer.src for layer in topology.weight_layers}))
 
 
 def _add_persistence(network: Network, weight_metrics: list[WeightLayerMetrics], convention: str) -> None:

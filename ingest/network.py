@@ -169,6 +169,21 @@ class Topology:
                                "from the architecture; is this a checkpoint of the same model?")
 
 
+def kept_per_topology(cache: dict, topology: Topology, extra, make):
+    """make()'s result, kept in `cache` per topology and `extra`: by id, checked to be the same
+    object (a topology built anew at a freed one's address is never given its results), and few
+    of them (tests, many models in one process)."""
+    key = (id(topology), extra)
+    found = cache.get(key)
+    if found is not None and found[0] is topology:
+        return found[1]
+    if len(cache) > 64:
+        cache.clear()
+    value = make()
+    cache[key] = (topology, value)
+    return value
+
+
 @dataclass
 class Network:
     """A topology with one version's tensors (any mapping of key -> tensor, possibly lazy)."""
