@@ -50,9 +50,9 @@ def compare(name, module, inputs, batch_size, repeats):
     first = time.perf_counter() - start
     warm, floor = alternating_best(measure, forward, repeats)
     summaries = min(summarised() for _ in range(repeats))
-    print(f"{name}: forward {floor * 1e3:.1f} ms; NS and NA {warm * 1e3:.1f} ms = {warm / floor:.2f}x "
+    print(f"{name}: forward {floor * 1e3:.2f} ms; NS and NA {warm * 1e3:.2f} ms = {warm / floor:.2f}x "
           f"(target <= 2x); the first measurement, with the export, {first * 1e3:.0f} ms; summaries "
-          f"(once a measurement) {summaries * 1e3:.1f} ms, "
+          f"(once a measurement) {summaries * 1e3:.2f} ms, "
           f"{(warm + summaries) / floor:.2f}x with them")
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from nngraph.errors import NNGraphError
 
-from .activation_stats import ACTIVATIONS, Stream
+from .activation_stats import ACTIVATIONS, Stream, sort_samples
 from .forward_capture import Capture, traced
 from .fx_nodes import op_name
 from .recurrent_steps import STEP_LAYER, step_values
@@ -50,6 +50,7 @@ class DataMetrics:
     not_measured: list[tuple[str, str]]  # (node layer, reason)
 
     def summary(self) -> dict:
+        self.sort_samples()
         return {"data": self.inputs, "options": self.options, "layers": [layer.summary() for layer in self.layers],
                 "over_time": [layer.summary() for layer in self.over_time()],
                 "not_measured": [{"layer": name, "reason": reason} for name, reason in self.not_measured]}
@@ -67,6 +68,10 @@ class DataMetrics:
                           Stream.pooled([p.activation_values for p in parts]))
                 for name, parts in steps.items()]
 
+    def sort_samples(self) -> None:
+        """Every layer's samples sorted at once, before their quantiles are read off."""
+        sort_samples([stream for layer in self.layers for stream in (layer.strength, layer.activation_values)])
+
     @functools.cached_property
     def by_index(self) -> dict[int, LayerData]:
         return {layer.index: layer for layer in self.layers}
@@ -81,6 +86,7 @@ class DataMetrics:
         layer = self.by_index.get(index)
         if layer is None:
             return {}
+        self.sort_samples()
         properties = {"activation": layer.activation or "identity"}
         for prefix, stream in (("ns", layer.strength), ("na", layer.activation_values)):
             summary = stream.summary(activation=prefix == "na")

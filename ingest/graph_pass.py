@@ -54,11 +54,11 @@ class GraphVersion:
     def _hold(self, key: int) -> None:
         plan = self.plan
         tensor = self.held[key] = self.tensors[plan.keys[key]]
-        shape = plan.shapes[key]
+        shape, strides = plan.shapes[key], tensor.stride()  # all at once: each stride(i) costs as much
         self.sound[key] = tensor.dtype == torch.float32 and tensor.is_cpu and tensor.shape == shape and (
-            tensor.stride(1) == 1 and tensor.stride(0) >= shape[1] if plan.matrix[key] else tensor.is_contiguous())
+            strides[1] == 1 and strides[0] >= shape[1] if plan.matrix[key] else tensor.is_contiguous())
         self.addresses[key] = tensor.data_ptr()
-        self.strides[key] = tensor.stride(0) if plan.matrix[key] else 1
+        self.strides[key] = strides[0] if plan.matrix[key] else 1
 
     def read(self, first: int, stop: int) -> list:
         """Weight layers first..stop-1 (all `reads`): their strengths and biases added into the node

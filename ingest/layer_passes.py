@@ -32,7 +32,7 @@ COMPILED_ON_CPU = True  # False: torch's passes on the CPU too (bench/metrics.py
 WINDOW_BYTES = 256 << 20  # the weights one compiled call over many layers holds in memory
 
 
-@dataclass
+@dataclass(slots=True)
 class LayerPass:
     layer: WeightLayer
     bias: np.ndarray | None  # the folded bias, flat

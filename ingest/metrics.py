@@ -22,7 +22,7 @@ from .persistence import neural_persistence
 from .strengths import Moments
 
 
-@dataclass
+@dataclass(slots=True)
 class NodeLayerMetrics:
     layer: NodeLayer
     s_in: np.ndarray | None
@@ -39,7 +39,7 @@ class NodeLayerMetrics:
                 "max_strength": float(s.max())}
 
 
-@dataclass
+@dataclass(slots=True)
 class WeightLayerMetrics:
     layer: WeightLayer
     edges: int

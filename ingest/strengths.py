@@ -19,7 +19,7 @@ import torch.nn.functional as F
 BLOCK_ELEMENTS = 1 << 20  # measured: 1M floats (4 MB) per block is fastest on a 16 MB L3
 
 
-@dataclass
+@dataclass(slots=True)
 class Moments:
     """Exact running moments and extremes of a set of numbers (float64 accumulators)."""
 

@@ -277,6 +277,26 @@ def test_quantiles_and_grid_counts_of_the_sorted_sample_equal_numpys(size, seed,
     assert counts == expected_counts
 
 
+@pytest.mark.parametrize("architecture", ["mlp", "cnn"])
+def test_a_measurements_samples_sorted_together_give_each_streams_own_summary(architecture):
+    """A measurement's samples are sorted in one call (one buffer, shared out among the threads):
+    every stream's quantiles and grid counts are still numpy's on its own sample (the first
+    layers' sampled, the last layers' whole), ReLU layers' NA rectified from NS's."""
+    measured = data_metrics(digits.build(architecture, seed=2), load_inputs("digits", 1000, 0))
+    summary = measured.summary()
+    streams = [(layer["neurons_strength"], source.strength) for layer, source in zip(summary["layers"], measured.layers)]
+    streams += [(layer["neurons_activation"], source.activation_values)
+                for layer, source in zip(summary["layers"], measured.layers)]
+    assert len({id(s.sorted_cache.base) for _, s in streams if s.rectifies is None}) == 1  # one buffer
+    for figures, stream in streams:
+        exact = stream.sampled_values()
+        assert figures["sampled"] in (None, exact.size)
+        assert list(figures["quantiles"].values()) == np.quantile(exact, QUANTILES).tolist()
+        assert figures["histogram"]["counts"] == np.bincount(np.searchsorted(GRID, exact, side="right"),
+                                                             minlength=len(GRID) + 1).tolist()
+    assert {figures["sampled"] is None for figures, _ in streams} == {True, False}  # whole and sampled
+
+
 @pytest.mark.parametrize("rectified", [False, True])
 def test_summary_of_a_float32_stream_equals_numpy_on_its_values(rectified):
     """The summary sorts a float32 sample by radix, once: its quantiles and grid counts are

@@ -3,6 +3,7 @@
 import itertools
 import subprocess
 import sys
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -12,13 +13,13 @@ from hypothesis import given, settings, strategies as st
 
 from helpers import metrics_of
 from nngraph.errors import NNGraphError
-from nngraph.ingest import network_from_module
+from nngraph.ingest import network_from_module, row_sort
 from nngraph.ingest.edges import EdgePolicy
 from nngraph.ingest.graph_rows import pixel_edges
 from nngraph.ingest.link_weights import (HISTOGRAM_BINS, QUANTILES, SAMPLE_SIZE, LinkWeightStats, gather,
                                           link_weight_stats)
 from nngraph.ingest.persistence import neural_persistence
-from nngraph.ingest.row_sort import RADIX_MIN, sort_rows
+from nngraph.ingest.row_sort import RADIX_MIN, read_off, sort_rows, sort_segments
 from nngraph.ingest.strengths import Moments, dense_strengths
 
 SETTINGS = settings(max_examples=40, deadline=None)
@@ -292,6 +293,35 @@ def test_link_weight_stats_exact_and_sampled():
         assert abs(rank - q) < 4 * (q * (1 - q) / SAMPLE_SIZE) ** 0.5
 
 
+@settings(max_examples=60, deadline=None)
+@given(rows=st.integers(1, 3), length=st.sampled_from([1, 2, 65, 4096]), seed=st.integers(0, 2**16),
+       dtype=st.sampled_from([np.float32, np.float64]), on_edges=st.booleans(), constant=st.booleans())
+def test_read_off_counts_equal_numpys_histogram(rows, length, seed, dtype, on_edges, constant):
+    """Each sorted row's bin counts over its (min, max) are np.histogram's: values on the edges
+    (counted in the bin they open), at the top (in the last, closed bin), a row of one value
+    (one bin around it)."""
+    rng = np.random.default_rng(seed)
+    samples = rng.standard_normal((rows, length)).astype(dtype)
+    if constant:
+        samples[0] = 0.75
+    ranges = np.array([(row.min(), row.max()) if row.max() > row.min() else (row.min() - 0.5, row.max() + 0.5)
+                       for row in samples.astype(np.float64)])
+    if on_edges and not constant:  # values exactly on edges of their row's bins (as far as the type holds them)
+        for row, (low, high) in zip(samples, ranges):
+            row[rng.integers(0, length, length // 3)] = np.linspace(low, high, HISTOGRAM_BINS + 1)[
+                rng.integers(1, HISTOGRAM_BINS, length // 3)].astype(dtype)
+        ranges = np.array([(row.min(), row.max()) if row.max() > row.min() else (row.min() - 0.5, row.max() + 0.5)
+                           for row in samples.astype(np.float64)])
+    samples.sort(axis=1)
+    quantiles = np.empty((rows, len(QUANTILES)))
+    edges, counts = np.empty((rows, HISTOGRAM_BINS + 1)), np.empty((rows, HISTOGRAM_BINS), np.int64)
+    read_off(samples, np.array(QUANTILES) * (length - 1), ranges, quantiles, edges, counts)
+    for row, (low, high), row_edges, row_counts in zip(samples, ranges, edges, counts):
+        expected, expected_edges = np.histogram(row.astype(np.float64), HISTOGRAM_BINS, range=(low, high))
+        assert row_counts.tolist() == expected.tolist()
+        np.testing.assert_array_equal(row_edges, expected_edges)
+
+
 def test_link_weight_stats_of_many_layers_equal_each_layer_alone():
     """Samples are sorted together, grouped by length and dtype: each layer's statistics are the
     ones it gets alone, whatever else was added."""
@@ -317,10 +347,11 @@ def test_link_weight_stats_of_many_layers_equal_each_layer_alone():
 @settings(max_examples=30, deadline=None)
 @given(rows=st.integers(1, 4), length=st.sampled_from([1, 7, RADIX_MIN - 1, RADIX_MIN, 4096, 5001]),
        seed=st.integers(0, 2**16), scale=st.sampled_from([1e-30, 1e-3, 1.0, 1e30]),
-       dtype=st.sampled_from([np.float32, np.float64]), constant=st.booleans())
-def test_rows_sorted_in_place_equal_numpys_sort(rows, length, seed, scale, dtype, constant):
+       dtype=st.sampled_from([np.float32, np.float64]), constant=st.booleans(), by_numpy=st.booleans())
+def test_rows_sorted_in_place_equal_numpys_sort(rows, length, seed, scale, dtype, constant, by_numpy):
     """The radix sort of float32 rows gives numpy's order: negatives, signed zeros, infinities,
-    ties, a row of one value (its digits' passes skipped), values far from 1."""
+    ties, a row of one value (its digits' passes skipped), values far from 1; and so does numpy's
+    sort in place, on a machine where it is the quicker."""
     rng = np.random.default_rng(seed)
     samples = (rng.standard_normal((rows, length)) * scale).astype(dtype)
     special = np.array([0.0, -0.0, np.inf, -np.inf, 1.5, -1.5], dtype)
@@ -328,9 +359,29 @@ def test_rows_sorted_in_place_equal_numpys_sort(rows, length, seed, scale, dtype
     if constant:
         samples[0] = -2.25
     expected = np.sort(samples, axis=1)
-    sort_rows(samples)
+    with mock.patch.object(row_sort, "numpy_sort_is_quicker", lambda: by_numpy):
+        sort_rows(samples)
     np.testing.assert_array_equal(samples, expected)
     assert samples.dtype == dtype
+
+
+@settings(max_examples=30, deadline=None)
+@given(lengths=st.lists(st.sampled_from([0, 1, 7, 2047, 4096, 16_384]), min_size=1, max_size=5),
+       seed=st.integers(0, 2**16), scale=st.sampled_from([1e-30, 1.0, 1e30]), by_numpy=st.booleans())
+def test_segments_sorted_together_equal_numpys_sort_of_each(lengths, seed, scale, by_numpy):
+    """The segments of one float32 buffer, shared out among the threads (or one after the other
+    by numpy), each sorted as numpy sorts it alone (signed zeros, infinities, ties, empty and
+    one-value segments), none crossing into its neighbours."""
+    rng = np.random.default_rng(seed)
+    values = (rng.standard_normal(sum(lengths)) * scale).astype(np.float32)
+    special = np.array([0.0, -0.0, np.inf, -np.inf, 1.5], np.float32)
+    values[rng.integers(0, max(values.size, 1), values.size // 5)] = special[rng.integers(0, 5, values.size // 5)]
+    bounds = np.cumsum([0] + lengths)
+    expected = np.concatenate([np.sort(values[a:b]) for a, b in zip(bounds[:-1], bounds[1:])])
+    with mock.patch.object(row_sort, "numpy_sort_is_quicker", lambda: by_numpy):
+        sort_segments(values, bounds)
+    np.testing.assert_array_equal(values, expected)
+
 
 @SETTINGS
 @given(case=CONV_CASES)
