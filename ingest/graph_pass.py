@@ -16,7 +16,7 @@ import numba
 import numpy as np
 import torch
 
-from .fused_sums import compile_kernel, read_rows, vector_moments
+from .fused_sums import FLUSH_ROWS, compile_kernel, read_rows, vector_moments
 from .graph_fold import BIAS, COLUMN, READ_SHIFT, ROW, float32_at, fold
 from .graph_plan import COLUMNS, KEY, LINEAR, NONE, OWN, ROW0, ROWS, plan_of
 from .strengths import Moments
@@ -115,23 +115,31 @@ def _graph(first, stop, kind, dims, bias_keys, bias_at, affine_uses, in_at, out_
     high = np.empty((chunks, column_at[count]), np.float32)
     squares = np.zeros((chunks, count))
     for chunk in numba.prange(chunks):  # each thread its share of every layer's rows
+        ahead = np.zeros(4, np.int64)  # the first rows of its next layer, fetched while it ends this one
         for number in range(count):
             layer = first + number
             if kind[layer] != LINEAR:
                 continue
-            n_rows, n_columns, key = dims[layer, ROWS], dims[layer, COLUMNS], dims[layer, KEY]
-            stride = strides[key]
-            per_chunk = (n_rows + chunks - 1) // chunks
-            start, stop_row = min(n_rows, chunk * per_chunk), min(n_rows, (chunk + 1) * per_chunk)
+            n_rows, n_columns = dims[layer, ROWS], dims[layer, COLUMNS]
+            start, stop_row = _chunk_rows(chunk, chunks, n_rows)
+            ahead[2] = 0
+            for following in range(layer + 1, first + count):
+                if kind[following] == LINEAR:
+                    begin, end = _chunk_rows(chunk, chunks, dims[following, ROWS])
+                    ahead[0] = _row_address(addresses, strides, dims, following, begin)
+                    ahead[1], ahead[2] = 4 * strides[dims[following, KEY]], min(FLUSH_ROWS, end - begin)
+                    ahead[3] = 4 * dims[following, COLUMNS]
+                    break
             # the last row of a slice of wider rows runs past the weights by the rest of its row: never read
-            weight = numba.carray(float32_at(addresses[key] + 4 * stride * dims[layer, ROW0]), (n_rows, stride))
+            weight = numba.carray(float32_at(_row_address(addresses, strides, dims, layer, 0)),
+                                  (n_rows, strides[dims[layer, KEY]]))
             a, z = column_at[number], column_at[number + 1]
             squares[chunk, number] = _read(
                 weight, n_columns, vectors, vector_at[number], start, stop_row, rows[row_at[number]:row_at[number + 1]],
                 columns[chunk, a:z], low[chunk, a:z], high[chunk, a:z],
                 positions[position_at[layer, 0]:position_at[layer, 1]],
                 samples[sample_at[layer, 0]:sample_at[layer, 0] + position_at[layer, 1] - position_at[layer, 0]],
-                biases[row_at[number]:row_at[number + 1]])
+                biases[row_at[number]:row_at[number + 1]], ahead)
     for number in range(count):  # each layer finished, its strengths into the node sums
         layer = first + number
         source, entered = node_at[layer, 0], node_at[layer, 1]
@@ -182,7 +190,19 @@ def _graph(first, stop, kind, dims, bias_keys, bias_at, affine_uses, in_at, out_
                 sample[taken + k] = bias[wanted[k]]
 
 
-def _read(weight, n_columns, vectors, at, start, stop, rows, columns, low, high, positions, sample, bias):
+def _chunk_rows(chunk, chunks, n_rows):
+    """The rows of a layer that thread `chunk` of `chunks` reads: first, stop."""
+    per_chunk = (n_rows + chunks - 1) // chunks
+    return min(n_rows, chunk * per_chunk), min(n_rows, (chunk + 1) * per_chunk)
+
+
+def _row_address(addresses, strides, dims, layer, row):
+    """Where row `row` of a Linear layer's weight (its slice of the stored tensor) starts."""
+    key = dims[layer, KEY]
+    return addresses[key] + 4 * strides[key] * (dims[layer, ROW0] + row)
+
+
+def _read(weight, n_columns, vectors, at, start, stop, rows, columns, low, high, positions, sample, bias, ahead):
     """fused_sums.read_rows with the layer's scales: one call per combination present, as numba
     compiles each with the others left out (an unscaled layer's pass 18% quicker, a zero shift's
     16% slower: measured). A combination MiniLM, BERT, LLaMA and folded BatchNorm do not use takes
@@ -196,15 +216,15 @@ def _read(weight, n_columns, vectors, at, start, stop, rows, columns, low, high,
     if not has_shift and not has_column:
         if has_row:
             return read_rows(weight, n_columns, row_scale, None, None, None, start, stop, rows, columns, low, high,
-                             positions, sample, bias, no_column_shifts)
+                             positions, sample, bias, no_column_shifts, ahead)
         return read_rows(weight, n_columns, None, None, None, None, start, stop, rows, columns, low, high,
-                         positions, sample, bias, no_column_shifts)
+                         positions, sample, bias, no_column_shifts, ahead)
     if has_column and not has_row:
         if has_shift:
             return read_rows(weight, n_columns, None, column_scale, shift, None, start, stop, rows, columns, low,
-                             high, positions, sample, bias, no_column_shifts)
+                             high, positions, sample, bias, no_column_shifts, ahead)
         return read_rows(weight, n_columns, None, column_scale, None, None, start, stop, rows, columns, low, high,
-                         positions, sample, bias, no_column_shifts)
+                         positions, sample, bias, no_column_shifts, ahead)
     if not has_row:
         row_scale = np.ones(n_rows, np.float32)
     if not has_column:
@@ -212,8 +232,10 @@ def _read(weight, n_columns, vectors, at, start, stop, rows, columns, low, high,
     if not has_shift:
         shift = np.zeros(n_columns, np.float32)
     return read_rows(weight, n_columns, row_scale, column_scale, shift, None, start, stop, rows, columns, low, high,
-                     positions, sample, bias, no_column_shifts)
+                     positions, sample, bias, no_column_shifts, ahead)
 
 
+_chunk_rows = compile_kernel(_chunk_rows)
+_row_address = compile_kernel(_row_address)
 _read = compile_kernel(_read)
 _graph = compile_kernel(_graph, parallel=True)
