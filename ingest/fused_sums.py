@@ -265,16 +265,21 @@ def _chunks(w, n_columns, row_scale, col_scale, shift, column_shift, rows, colum
             bias, shifted_columns, transposed):
     """One thread a chunk of rows, each with its own column sums, extremes and column shifts.
     Returns what _one_chunk returns."""
-    n_rows = w.shape[0]
     chunks = columns.shape[0]
-    per_chunk = (n_rows + chunks - 1) // chunks
     squares = np.zeros(chunks)
     for chunk in numba.prange(chunks):
-        squares[chunk] = read_rows(w, n_columns, row_scale, col_scale, shift, column_shift, chunk * per_chunk,
-                                   min(n_rows, (chunk + 1) * per_chunk), rows, columns[chunk], extremes[0, chunk],
-                                   extremes[1, chunk], positions, sample, bias, shifted_columns[chunk], NO_AHEAD)
+        start, stop = chunk_rows(chunk, chunks, w.shape[0])
+        squares[chunk] = read_rows(w, n_columns, row_scale, col_scale, shift, column_shift, start, stop, rows,
+                                   columns[chunk], extremes[0, chunk], extremes[1, chunk], positions, sample, bias,
+                                   shifted_columns[chunk], NO_AHEAD)
     return _finish_layer(rows, columns, squares.sum(), extremes, bias, col_scale, column_shift, shifted_columns,
                          transposed)
+
+
+def chunk_rows(chunk, chunks, n_rows):
+    """The rows of a layer that thread `chunk` of `chunks` reads: first, stop."""
+    per_chunk = (n_rows + chunks - 1) // chunks
+    return min(n_rows, chunk * per_chunk), min(n_rows, (chunk + 1) * per_chunk)
 
 
 def _finish_layer(rows, columns, squares, extremes, bias, col_scale, column_shift, shifted_columns, transposed):
@@ -322,6 +327,7 @@ def compile_kernel(function, **options):
 
 
 _fetch_rows = compile_kernel(_fetch_rows)
+chunk_rows = compile_kernel(chunk_rows)
 read_rows = compile_kernel(read_rows)
 vector_moments = compile_kernel(vector_moments)
 _finish_layer = compile_kernel(_finish_layer)

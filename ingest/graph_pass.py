@@ -16,7 +16,7 @@ import numba
 import numpy as np
 import torch
 
-from .fused_sums import FLUSH_ROWS, compile_kernel, read_rows, vector_moments
+from .fused_sums import FLUSH_ROWS, chunk_rows, compile_kernel, read_rows, vector_moments
 from .graph_fold import BIAS, COLUMN, READ_SHIFT, ROW, float32_at, fold
 from .graph_plan import COLUMNS, KEY, LINEAR, NONE, OWN, ROW0, ROWS, plan_of
 from .strengths import Moments
@@ -121,11 +121,11 @@ def _graph(first, stop, kind, dims, bias_keys, bias_at, affine_uses, in_at, out_
             if kind[layer] != LINEAR:
                 continue
             n_rows, n_columns = dims[layer, ROWS], dims[layer, COLUMNS]
-            start, stop_row = _chunk_rows(chunk, chunks, n_rows)
+            start, stop_row = chunk_rows(chunk, chunks, n_rows)
             ahead[2] = 0
             for following in range(layer + 1, first + count):
                 if kind[following] == LINEAR:
-                    begin, end = _chunk_rows(chunk, chunks, dims[following, ROWS])
+                    begin, end = chunk_rows(chunk, chunks, dims[following, ROWS])
                     ahead[0] = _row_address(addresses, strides, dims, following, begin)
                     ahead[1], ahead[2] = 4 * strides[dims[following, KEY]], min(FLUSH_ROWS, end - begin)
                     ahead[3] = 4 * dims[following, COLUMNS]
@@ -190,12 +190,6 @@ def _graph(first, stop, kind, dims, bias_keys, bias_at, affine_uses, in_at, out_
                 sample[taken + k] = bias[wanted[k]]
 
 
-def _chunk_rows(chunk, chunks, n_rows):
-    """The rows of a layer that thread `chunk` of `chunks` reads: first, stop."""
-    per_chunk = (n_rows + chunks - 1) // chunks
-    return min(n_rows, chunk * per_chunk), min(n_rows, (chunk + 1) * per_chunk)
-
-
 def _row_address(addresses, strides, dims, layer, row):
     """Where row `row` of a Linear layer's weight (its slice of the stored tensor) starts."""
     key = dims[layer, KEY]
@@ -235,7 +229,6 @@ def _read(weight, n_columns, vectors, at, start, stop, rows, columns, low, high,
                      positions, sample, bias, no_column_shifts, ahead)
 
 
-_chunk_rows = compile_kernel(_chunk_rows)
 _row_address = compile_kernel(_row_address)
 _read = compile_kernel(_read)
 _graph = compile_kernel(_graph, parallel=True)

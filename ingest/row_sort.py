@@ -172,15 +172,9 @@ def read_off_grid(values, rectify, levels, grid, quantiles, counts):
         quantiles[k] = b - step * (1 - gamma) if gamma >= 0.5 else a + step * gamma
     previous = 0
     for e in range(grid.size):  # the first value at or above each edge
-        low, high = previous, n
-        while low < high:
-            middle = (low + high) // 2
-            if _value(values, middle, rectify) < grid[e]:
-                low = middle + 1
-            else:
-                high = middle
-        counts[e] = low - previous
-        previous = low
+        at = _first_at_or_above(values, previous, grid[e], False, rectify)
+        counts[e] = at - previous
+        previous = at
     counts[grid.size] = n - previous
 
 
@@ -204,19 +198,20 @@ def read_off(sorted_rows, positions, ranges, quantiles, edges, counts):
         for b in range(bins):
             edges[row, b] = b * step + low
         edges[row, bins] = high
-        start = _first_at_or_above(values, 0, edges[row, 0], False)
+        start = _first_at_or_above(values, 0, edges[row, 0], False, False)
         for b in range(bins):  # the last bin closed: up to the first value above `high`
-            stop = _first_at_or_above(values, start, edges[row, b + 1], b == bins - 1)
+            stop = _first_at_or_above(values, start, edges[row, b + 1], b == bins - 1, False)
             counts[row, b] = stop - start
             start = stop
 
 
-def _first_at_or_above(values, start, edge, above):
-    """The first i >= start at which values[i] >= edge (values[i] > edge when `above`), values sorted."""
+def _first_at_or_above(values, start, edge, above, rectify):
+    """The first i >= start at which values[i] >= edge (values[i] > edge when `above`), values
+    sorted, compared in float64 (rectified when `rectify`)."""
     low, high = start, values.size
     while low < high:
         middle = (low + high) // 2
-        value = np.float64(values[middle])
+        value = _value(values, middle, rectify)
         if value < edge or (above and value == edge):
             low = middle + 1
         else:
