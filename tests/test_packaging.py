@@ -40,15 +40,15 @@ def test_every_folder_under_a_package_root_is_a_listed_package():
 def test_every_data_file_matches_its_package_data():
     config = _setuptools()
     patterns = config["package-data"]
+    folders = _package_folders(config)
     missed = []
-    for name, folder in _package_folders(config).items():
+    for name, folder in folders.items():
         for path in folder.iterdir():
             if path.is_file() and path.suffix not in (".py", ".pyc"):
                 if not any(fnmatch.fnmatch(path.name, p) for p in patterns.get(name, ())):
                     missed.append(str(path.relative_to(REPOSITORY)))
     assert not missed, f"add these to [tool.setuptools.package-data]: {missed}"
     # the run-time data this checks is there at all
-    folders = _package_folders(config)
     assert list(folders["nngraph.web.templates"].glob("*.html"))
     assert (folders["nngraph.maven"] / "pom.xml").is_file()
     assert list(folders["nngraph.queries"].glob("*.cypher"))
