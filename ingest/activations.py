@@ -98,11 +98,19 @@ class DataMetrics:
         return properties
 
     def check_layers(self, topology, source: str) -> None:
-        """The layers measured must be the graph's: the same names at the same places."""
+        """The layers measured must be the graph's: the same names at the same places. A layer of
+        the graph with incoming links that the data's forward pass (exported with a dynamic batch)
+        does not give is listed as not measured, never dropped silently."""
         for layer in self.layers:
             if layer.index >= len(topology.node_layers) or topology.node_layers[layer.index].name != layer.name:
                 raise NNGraphError(f"{source}: the forward pass run on the data gives layer {layer.name!r} where the "
                                    "graph has another; data metrics need the module the graph was read from")
+        accounted = {layer.name for layer in self.layers} | {name for name, _ in self.not_measured}
+        for index in sorted({w.dst for w in topology.weight_layers}):
+            name = topology.node_layers[index].name
+            if name not in accounted:
+                self.not_measured.append((name, "the forward pass exported for the data (a dynamic batch) has no "
+                                                "value holding these nodes"))
 
 
 @dataclass
@@ -121,7 +129,7 @@ class _Layer:
         activation function they are the same values, kept once; NA given as None is the ReLU
         of NS, taken in the same pass."""
         same = activation is strength and self.bias is None
-        rows = _as_rows(strength, self.layer.nodes, self.layer.name)
+        rows = _as_rows(strength, self.layer)
         if self.bias is not None:
             rows = rows - self.bias.to(rows.device, rows.dtype)
         if self.strength is None:  # a sample is one row, or one per token position
@@ -132,7 +140,7 @@ class _Layer:
         if not self.strength.add(rows, seed, relu=self.activation_values if activation is None else None):
             self._non_finite("strengths")
         if not same and activation is not None and \
-                not self.activation_values.add(_as_rows(activation, self.layer.nodes, self.layer.name), seed):
+                not self.activation_values.add(_as_rows(activation, self.layer), seed):
             self._non_finite("activations")
 
     def _non_finite(self, what: str):
@@ -195,19 +203,20 @@ def data_metrics(module, data, *, samples: int | None = None, seed: int = 0, bia
     return DataMetrics(inputs.record(), options, layers, list(exported.not_measured))
 
 
-def _as_rows(value, nodes: int, name: str):
-    """A graph value as (rows, nodes): a sample's nodes flattened in order, or per position for
-    token sequences; attention's (batch, heads, positions, head_dim) with the heads side by side."""
-    shape = tuple(value.shape)
+def _as_rows(value, layer):
+    """A graph value of a node layer as (rows, nodes): a sample's nodes flattened in order, or
+    per position for token sequences, (batch, positions, heads, head_dim) as Falcon splits its
+    qkv; attention's output is (batch, heads, positions, head_dim): the heads side by side."""
+    shape, nodes = tuple(value.shape), layer.nodes
+    if layer.kind == "attention" and len(shape) == 4 and shape[1] * shape[3] == nodes:
+        return value.transpose(1, 2).reshape(-1, nodes)
     if len(shape) == 2 and shape[1] == nodes:
         return value
     if math.prod(shape[1:]) == nodes:
         return value.reshape(shape[0], nodes)
-    if shape and shape[-1] == nodes:
+    if shape and shape[-1] == nodes or len(shape) == 4 and shape[2] * shape[3] == nodes:
         return value.reshape(-1, nodes)
-    if len(shape) == 4 and shape[1] * shape[3] == nodes:
-        return value.transpose(1, 2).reshape(-1, nodes)
-    raise NNGraphError(f"layer {name}: a value of shape {shape} does not lay out as its {nodes} nodes")
+    raise NNGraphError(f"layer {layer.name}: a value of shape {shape} does not lay out as its {nodes} nodes")
 
 
 def _node_biases(topology, tensors) -> dict:

@@ -3,7 +3,9 @@
 The module is built offline from its config with `transformers` (when installed; never with
 remote code), its forward pass traced on a few token ids, and the weights read from the
 directory's safetensors files (no pickle). Checkpoints saved with or without the base model's
-prefix (`bert.`...) both bind.
+prefix (`bert.`...) both bind, and so do checkpoints whose stored names transformers renames
+when it loads them (transformers 5 names ViT's `encoder.layer.0.attention.attention.query`
+`layers.0.attention.q_proj`).
 """
 
 from __future__ import annotations
@@ -52,12 +54,14 @@ def build_module(directory: Path):
 
 class Renamed(Mapping):
     """The module's parameter names over a checkpoint's tensors, which may carry (or lack) the
-    base model's prefix."""
+    base model's prefix or be renamed (`stored`: name -> stored key, as transformers loads them)."""
 
-    def __init__(self, tensors: Mapping, names: list[str], prefix: str):
+    def __init__(self, tensors: Mapping, names: list[str], prefix: str, stored: dict[str, str]):
         self._tensors = tensors
-        self._keys = {}
+        self._keys = {name: key for name, key in stored.items() if name in names}
         for name in names:
+            if name in self._keys:
+                continue
             for candidate in (name, f"{prefix}.{name}", name.removeprefix(f"{prefix}.")):
                 if candidate in tensors:
                     self._keys[name] = candidate
@@ -75,7 +79,7 @@ class Renamed(Mapping):
 
 def renamed(module, tensors: Mapping) -> Renamed:
     names = list(module.state_dict(keep_vars=True).keys())
-    mapping = Renamed(tensors, names, getattr(module, "base_model_prefix", "") or "")
+    mapping = Renamed(tensors, names, getattr(module, "base_model_prefix", "") or "", _stored_names(module, tensors))
     shared = {}  # tied weights (an LM head that reuses the embedding) are stored once
     for name, tensor in module.state_dict(keep_vars=True).items():
         shared.setdefault(tensor.data_ptr(), []).append(name)
@@ -88,3 +92,30 @@ def renamed(module, tensors: Mapping) -> Renamed:
         raise NNGraphError(f"none of the weights match the model that {CONFIG} describes (e.g. {names[0]}); "
                            "is this the directory of that model?")
     return mapping
+
+
+def _stored_names(module, tensors: Mapping) -> dict[str, str]:
+    """Parameter name -> stored key, for the keys transformers (5 and later) renames when it loads
+    a checkpoint; {} before that. Its own rules are used, since they change with each release.
+    A parameter that transformers makes by converting stored tensors (merged experts, permuted
+    rotary rows) cannot be read as stored: refused."""
+    try:
+        from transformers.conversion_mapping import get_model_conversion_mapping
+        from transformers.core_model_loading import WeightConverter, rename_source_key
+    except ImportError:  # transformers 4: checkpoints keep the module's names
+        return {}
+    transforms = get_model_conversion_mapping(module)
+    if not transforms:
+        return {}
+    converters = [t for t in transforms if isinstance(t, WeightConverter)]
+    renamings = [t for t in transforms if not isinstance(t, WeightConverter)]
+    parameters = module.state_dict(keep_vars=True)
+    stored = {}
+    for key in tensors:
+        name, converted_by = rename_source_key(key, renamings, converters, module.base_model_prefix, parameters)
+        if converted_by is not None and name in parameters:
+            raise NNGraphError(f"{key}: transformers converts this stored tensor into {name} when it loads the model "
+                               "(not a plain rename); nngraph reads tensors as stored and cannot read this model")
+        if name in parameters and name != key:
+            stored.setdefault(name, key)
+    return stored

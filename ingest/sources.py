@@ -53,7 +53,7 @@ def load_network(path: str | Path, *, arch: str | None = None, input_shape: tupl
     if is_model_directory(path) and not arch:
         module = build_module(path)
         tensors = renamed(module, _sharded_safetensors(path))
-        return build.from_module(module, time_steps=time_steps, fold_batch_norm=fold).bind(tensors, source)
+        return build.from_module(module, input_shape, time_steps=time_steps, fold_batch_norm=fold).bind(tensors, source)
     import torch
 
     loaded = _load_tensors_or_module(path, trust_pickle)

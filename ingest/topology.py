@@ -26,7 +26,8 @@ LOG = logging.getLogger("nngraph")
 def from_module(module, input_shape: tuple[int, ...] | None = None, *, time_steps: int | None = None,
                 fold_batch_norm: bool = True) -> Topology:
     """Trace a module with torch.export on a zero input of `input_shape` (without the batch);
-    recurrent models on `time_steps` steps, Hugging Face models on `time_steps` tokens (8 by default)."""
+    recurrent models on `time_steps` steps, Hugging Face models on `time_steps` tokens (8 by default)
+    or, for images, on the size their config gives when `input_shape` does not."""
     import torch
 
     check_time_steps(time_steps)
@@ -39,6 +40,10 @@ def from_module(module, input_shape: tuple[int, ...] | None = None, *, time_step
             try:
                 module(*args, **kwargs)
             except Exception as exc:  # the user's model: whatever it raises means the input does not fit
+                if getattr(getattr(module, "config", None), "is_encoder_decoder", False):
+                    raise NNGraphError(f"{type(module).__name__} is an encoder-decoder model, which runs on decoder "
+                                       "inputs too: nngraph reads an encoder or a decoder alone (save "
+                                       "model.get_encoder(), or a T5EncoderModel)") from None
                 raise NNGraphError(f"the model does not run on an input of shape {shape} ({type(exc).__name__}: "
                                    f"{first_line(exc)}); check --input-shape (without the batch) or "
                                    "--time-steps") from None
@@ -90,6 +95,8 @@ def _example(module, input_shape, time_steps):
             kwargs["use_cache"] = False  # the cache object is not a tensor output
         return (), kwargs
     dtype = next((p.dtype for p in module.parameters() if p.is_floating_point()), torch.float32)
+    if input_shape is None and getattr(module, "main_input_name", None) == "pixel_values":
+        input_shape = _config_image_shape(module.config)
     if input_shape is None:
         input_shape = _infer_input_shape(module, time_steps)
     elif time_steps is not None and _first_recurrent(module) is not None:
@@ -98,6 +105,17 @@ def _example(module, input_shape, time_steps):
     if recurrent is not None and not recurrent.batch_first:  # (T, batch, features)
         return (torch.zeros((input_shape[0], 1, *input_shape[1:]), dtype=dtype),), {}
     return (torch.zeros((1, *input_shape), dtype=dtype),), {}
+
+
+def _config_image_shape(config) -> tuple[int, ...] | None:
+    """(channels, height, width) of a Hugging Face vision config (ViT's image_size: 224 or
+    [224, 224]), else None."""
+    size, channels = getattr(config, "image_size", None), getattr(config, "num_channels", None)
+    if isinstance(size, int):
+        size = (size, size)
+    if not isinstance(channels, int) or not isinstance(size, (tuple, list)) or len(size) != 2:
+        return None
+    return (channels, *size)
 
 
 def _first_recurrent(module):

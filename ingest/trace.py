@@ -23,6 +23,7 @@ node layers side by side; recurrent layers unroll (recurrent.py).
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass, field, replace
 
 from nngraph.errors import NNGraphError
@@ -185,15 +186,20 @@ class Walk:
         self.elementwise(node, op, tensors)
 
     def weight_param(self, node, op: str):
+        """(the 2-D parameter a linear map reads, whether it is stored (in, out)) or None: `x @ W`
+        stores W as (in, out); `x @ W.T` (Falcon's Linear) stores it (out, in), as `linear` does."""
         weight = node.args[1] if op in ("linear", "mm", "matmul") else node.args[2]
-        return weight if self.is_param(weight) and len(shape_of(weight)) == 2 else None
+        stored_in_out = op != "linear"
+        if stored_in_out and getattr(weight, "op", None) == "call_function" \
+                and op_name(weight) in ("t", "numpy_T", "transpose", "permute") and self.is_param(weight.args[0]):
+            weight, stored_in_out = weight.args[0], False
+        return (weight, stored_in_out) if self.is_param(weight) and len(shape_of(weight)) == 2 else None
 
     def linear(self, node, op: str) -> None:
         x = node.args[1] if op == "addmm" else node.args[0]
-        weight = self.weight_param(node, op)
+        weight, transposed = self.weight_param(node, op)
         key = self.params[weight.name]
         bias = node.args[2] if op == "linear" and len(node.args) > 2 else (node.args[0] if op == "addmm" else None)
-        transposed = op != "linear"  # x @ W stores W as (in, out)
         out_features, in_features = shape_of(weight)[::-1] if transposed else shape_of(weight)
         name = key.rsplit(".", 1)[0]
         ref = self.ref(x)
@@ -440,7 +446,9 @@ class Walk:
 
     def split(self, node, op: str) -> None:
         """A fused projection (qkv) split along its outputs: one weight layer per part, each a
-        slice of the stored rows. Anything else split is cut."""
+        slice of the stored rows. The split may be along heads of a view, (.., heads, head_dim),
+        as Falcon splits: its parts are still runs of rows. Anything else split is cut (a split
+        inside each head, GPT-NeoX's, would take rows from every head)."""
         ref = self.origin.get(node.args[0])
         sizes = node.args[1] if len(node.args) > 1 else None
         if not isinstance(ref, Ref) or ref.layer is None or op != "split_with_sizes" and op != "split":
@@ -448,9 +456,13 @@ class Walk:
         layer = self.find(ref.layer)
         entering = self.entering(layer)
         total = self.topology.node_layers[layer].nodes
+        shape = shape_of(node.args[0])
+        dim = (node.args[2] if len(node.args) > 2 else 0) % max(len(shape), 1)
         if isinstance(sizes, int):
-            sizes = [sizes] * (total // sizes)
-        if (len(entering) != 1 or sum(sizes) != total or not self.fresh(layer, node)
+            sizes = [sizes] * (shape[dim] // sizes)
+        rows_each = numel(shape[dim + 1:])  # rows per unit of the split dimension
+        sizes = [size * rows_each for size in sizes]
+        if (len(entering) != 1 or numel(shape[dim:]) != total or sum(sizes) != total or not self.fresh(layer, node)
                 or self.topology.weight_layers[entering[0]].kind != "linear"):
             return self.opaque(node, [node.args[0]], "a split of node layers: the graph is cut here")
         fused = self.topology.weight_layers[entering[0]]
@@ -503,10 +515,11 @@ class Walk:
         node set, or combines node layers without fixed links, is opaque."""
         refs = [self.ref(t) for t in tensors]
         mapped = [r for r in refs if r is not None]
-        if len(mapped) == 1 and isinstance(mapped[0], Ref) and (op in VIEWS or self.keeps_nodes(node, mapped[0])):
+        view = op in VIEWS or _whole_slice(node, op)
+        if len(mapped) == 1 and isinstance(mapped[0], Ref) and (view or self.keeps_nodes(node, mapped[0])):
             self.origin[node] = mapped[0]
             return
-        if len(mapped) == 1 and isinstance(mapped[0], (Opaque, Seq)) and (op in VIEWS or _unary(node)):
+        if len(mapped) == 1 and isinstance(mapped[0], (Opaque, Seq)) and (view or _unary(node)):
             self.origin[node] = mapped[0]
             return
         reason = REASONS["max_pool"] if "max_pool" in op else f"{op} has no fixed links (METRICS.md section 9): " \
@@ -534,22 +547,80 @@ class Walk:
 
     # --- the result ----------------------------------------------------------------------------
     def finish(self) -> Topology:
-        """Drop merged layers and layers nothing links, renumber in forward order."""
+        """Drop merged layers, layers nothing links and pieces without learned links, renumber in
+        forward order."""
         old = self.topology
-        used = {self.find(i) for w in old.weight_layers for i in (w.src, w.dst)}
+        kept = self.drop_unlearned_pieces(old.weight_layers)
         numbering = self.numbering = {}
         result = Topology(skipped=old.skipped)
-        for layer in old.node_layers:
-            if layer.index in used and layer.index not in self.alias:
-                numbering[layer.index] = result.add_node_layer(layer.name, layer.kind, layer.shape, layer.group)
-        for layer in old.weight_layers:
+        for index in self.forward_order(kept):
+            layer = old.node_layers[index]
+            numbering[index] = result.add_node_layer(layer.name, layer.kind, layer.shape, layer.group)
+        for layer in kept:
             result.weight_layers.append(replace(layer, src=numbering[self.find(layer.src)],
                                                 dst=numbering[self.find(layer.dst)]))
         return result
 
+    def forward_order(self, weight_layers: list) -> list[int]:
+        """The linked node layers, each after every layer that links into it, otherwise in the
+        order they were made. A layer two projections enter is made by the first (Phi's attention
+        output, which its MLP's output later joins), so the order made is not always forward."""
+        into = {}
+        for w in weight_layers:
+            src, dst = self.find(w.src), self.find(w.dst)
+            into.setdefault(src, set())
+            into.setdefault(dst, set()).add(src)
+        waiting = {layer: len(sources) for layer, sources in into.items()}
+        out_of = {}
+        for dst, sources in into.items():
+            for src in sources:
+                out_of.setdefault(src, []).append(dst)
+        ready = [layer for layer, count in waiting.items() if count == 0]
+        heapq.heapify(ready)
+        order = []
+        while ready:
+            layer = heapq.heappop(ready)
+            order.append(layer)
+            for dst in out_of.get(layer, ()):
+                waiting[dst] -= 1
+                if waiting[dst] == 0:
+                    heapq.heappush(ready, dst)
+        if len(order) != len(into):  # a forward pass read as links never loops back; say so if it did
+            raise NNGraphError("the graph read from the forward pass has a cycle: report this model to nngraph")
+        return order
+
+    def drop_unlearned_pieces(self, weight_layers: list) -> list:
+        """The weight layers of the graph's connected pieces that hold a learned link. A piece of
+        identity or pooling links alone between cut layers (rotary position embeddings of part of
+        q and k, as GPT-NeoX and Phi apply them) carries no weight: it is listed, not kept."""
+        piece = {}
+
+        def root(layer):
+            while piece.get(layer, layer) != layer:
+                layer = piece[layer]
+            return layer
+
+        for w in weight_layers:
+            piece[root(self.find(w.src))] = root(self.find(w.dst))
+        learned = {root(self.find(w.dst)) for w in weight_layers if w.learned}
+        kept = []
+        for w in weight_layers:
+            if root(self.find(w.dst)) in learned:
+                kept.append(w)
+            else:
+                self.topology.skip(w.name, w.kind, "links between cut layers that no learned link reaches or leaves "
+                                                   "(e.g. rotary position embeddings of part of q and k): left out")
+        return kept
+
 
 def _unary(node) -> bool:
     return sum(1 for a in node.args if hasattr(a, "op")) == 1
+
+
+def _whole_slice(node, op: str) -> bool:
+    """A slice that keeps all of its input: a view. Exported with a dynamic batch, LLaMA's
+    repeat_kv keeps its `v[:, :, None]` as a slice over the whole batch (a static export drops it)."""
+    return op == "slice" and shape_of(node) == shape_of(node.args[0])
 
 
 def from_exported(program, *, fold_batch_norm: bool = True) -> Topology:

