@@ -58,7 +58,7 @@ class Renamed(Mapping):
 
     def __init__(self, tensors: Mapping, names: list[str], prefix: str, stored: dict[str, str]):
         self._tensors = tensors
-        self._keys = {name: key for name, key in stored.items() if name in names}
+        self._keys = dict(stored)
         for name in names:
             if name in self._keys:
                 continue
@@ -78,10 +78,12 @@ class Renamed(Mapping):
 
 
 def renamed(module, tensors: Mapping) -> Renamed:
-    names = list(module.state_dict(keep_vars=True).keys())
-    mapping = Renamed(tensors, names, getattr(module, "base_model_prefix", "") or "", _stored_names(module, tensors))
+    parameters = module.state_dict(keep_vars=True)
+    names = list(parameters)
+    mapping = Renamed(tensors, names, getattr(module, "base_model_prefix", "") or "",
+                      _stored_names(module, tensors, parameters))
     shared = {}  # tied weights (an LM head that reuses the embedding) are stored once
-    for name, tensor in module.state_dict(keep_vars=True).items():
+    for name, tensor in parameters.items():
         shared.setdefault(tensor.data_ptr(), []).append(name)
     for group in shared.values():
         stored = [mapping._keys[n] for n in group if n in mapping._keys]
@@ -94,11 +96,12 @@ def renamed(module, tensors: Mapping) -> Renamed:
     return mapping
 
 
-def _stored_names(module, tensors: Mapping) -> dict[str, str]:
-    """Parameter name -> stored key, for the keys transformers (5 and later) renames when it loads
-    a checkpoint; {} before that. Its own rules are used, since they change with each release.
-    A parameter that transformers makes by converting stored tensors (merged experts, permuted
-    rotary rows) cannot be read as stored: refused."""
+def _stored_names(module, tensors: Mapping, parameters: Mapping) -> dict[str, str]:
+    """Parameter name (a key of `parameters`, the module's state_dict) -> stored key, for the keys
+    transformers (5 and later) renames when it loads a checkpoint; {} before that. Its own rules
+    are used, since they change with each release. A parameter that transformers makes by
+    converting stored tensors (merged experts, permuted rotary rows) cannot be read as stored:
+    refused."""
     try:
         from transformers.conversion_mapping import get_model_conversion_mapping
         from transformers.core_model_loading import WeightConverter, rename_source_key
@@ -109,7 +112,6 @@ def _stored_names(module, tensors: Mapping) -> dict[str, str]:
         return {}
     converters = [t for t in transforms if isinstance(t, WeightConverter)]
     renamings = [t for t in transforms if not isinstance(t, WeightConverter)]
-    parameters = module.state_dict(keep_vars=True)
     stored = {}
     for key in tensors:
         name, converted_by = rename_source_key(key, renamings, converters, module.base_model_prefix, parameters)

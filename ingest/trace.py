@@ -565,16 +565,13 @@ class Walk:
         """The linked node layers, each after every layer that links into it, otherwise in the
         order they were made. A layer two projections enter is made by the first (Phi's attention
         output, which its MLP's output later joins), so the order made is not always forward."""
-        into = {}
+        into, out_of = {}, {}
         for w in weight_layers:
             src, dst = self.find(w.src), self.find(w.dst)
             into.setdefault(src, set())
             into.setdefault(dst, set()).add(src)
+            out_of.setdefault(src, set()).add(dst)
         waiting = {layer: len(sources) for layer, sources in into.items()}
-        out_of = {}
-        for dst, sources in into.items():
-            for src in sources:
-                out_of.setdefault(src, []).append(dst)
         ready = [layer for layer, count in waiting.items() if count == 0]
         heapq.heapify(ready)
         order = []
