@@ -121,6 +121,7 @@ class _Layer:
     activation: str | None
     bias: object = None  # per node, subtracted from NS when the bias is left out
     time_step: int | None = None
+    order: object = None  # Source.order
     strength: Stream | None = None
     activation_values: Stream | None = None
 
@@ -129,7 +130,7 @@ class _Layer:
         activation function they are the same values, kept once; NA given as None is the ReLU
         of NS, taken in the same pass."""
         same = activation is strength and self.bias is None
-        rows = _as_rows(strength, self.layer)
+        rows = _as_rows(strength, self.layer, self.order)
         if self.bias is not None:
             rows = rows - self.bias.to(rows.device, rows.dtype)
         if self.strength is None:  # a sample is one row, or one per token position
@@ -140,7 +141,7 @@ class _Layer:
         if not self.strength.add(rows, seed, relu=self.activation_values if activation is None else None):
             self._non_finite("strengths")
         if not same and activation is not None and \
-                not self.activation_values.add(_as_rows(activation, self.layer), seed):
+                not self.activation_values.add(_as_rows(activation, self.layer, self.order), seed):
             self._non_finite("activations")
 
     def _non_finite(self, what: str):
@@ -171,7 +172,7 @@ def data_metrics(module, data, *, samples: int | None = None, seed: int = 0, bia
     steps_of = {}  # recurrent op node -> [(target, (depth, gate, t))]
     for source in exported.sources:
         target = _Layer(source.layer, source.activation, biases.get(source.layer.index),
-                        None if source.step is None else source.step[2])
+                        None if source.step is None else source.step[2], source.order)
         if source.step is not None:
             steps_of.setdefault(source.head, []).append((target, source.step))
         elif source.relu_in_pass and target.bias is None:  # NA from NS's pass
@@ -203,11 +204,14 @@ def data_metrics(module, data, *, samples: int | None = None, seed: int = 0, bia
     return DataMetrics(inputs.record(), options, layers, list(exported.not_measured))
 
 
-def _as_rows(value, layer):
+def _as_rows(value, layer, order=None):
     """A graph value of a node layer as (rows, nodes): a sample's nodes flattened in order, or
     per position for token sequences, (batch, positions, heads, head_dim) as Falcon splits its
-    qkv; attention's output is (batch, heads, positions, head_dim): the heads side by side."""
+    qkv; attention's output is (batch, heads, positions, head_dim): the heads side by side. A
+    part of a fused layer laid out otherwise comes with the `order` of a sample's elements."""
     shape, nodes = tuple(value.shape), layer.nodes
+    if order is not None:
+        return value.reshape(-1, order.numel())[:, order.to(value.device)].reshape(-1, nodes)
     if layer.kind == "attention" and len(shape) == 4 and shape[1] * shape[3] == nodes:
         return value.transpose(1, 2).reshape(-1, nodes)
     if len(shape) == 2 and shape[1] == nodes:

@@ -3,8 +3,10 @@
 A weight layer names its tensors and the exact affine maps folded into them (METRICS.md
 section 9): BatchNorm in eval mode and post-norm gains act on the nodes the links enter
 (`W' = diag(s) W`, `b' = s b + t`); pre-norm LayerNorm/RMSNorm gains act on the nodes the
-links read (`W' = W diag(g)`, `b' = b + W beta`). A fused qkv (or an RNN's stacked gates)
-is a row slice of one stored matrix. Identity links (residual additions, attention's v -> o)
+links read (`W' = W diag(g)`, `b' = b + W beta`); a map without a shift (RMSNorm, or one whose
+shift another layer entering the same nodes adds) gives no bias. A fused qkv (or an RNN's
+stacked gates) is a row slice of one stored matrix, or a slice of every period of rows (q, k
+and v stored head by head). Identity links (residual additions, attention's v -> o)
 are a diagonal, kept as its vector. Average pooling is a fixed depthwise kernel. The graph call
 (graph_pass.py) folds the float32 layers it reads by the same rules, in the same order
 (graph_fold.py): a change here is a change there.
@@ -32,6 +34,12 @@ class Affine:
     var_key: str | None = None
     eps: float = 0.0
     with_shift: bool = True
+
+    @property
+    def shifts(self) -> bool:
+        """Does it add a shift (a norm's bias, BatchNorm's statistics)? RMSNorm's gain alone, or
+        a map whose shift another layer entering the same nodes adds, gives the links no bias."""
+        return self.with_shift and (self.shift_key is not None or self.var_key is not None)
 
     def keys(self) -> list[str]:
         return [k for k in (self.gain_key, self.shift_key, self.mean_key, self.var_key) if k is not None]
@@ -100,9 +108,7 @@ def folded(layer, tensors: Mapping, channels: int, maps: dict | None = None) -> 
     weight = _as(weight, dtype)
     bias = None
     for key in layer.bias_keys:
-        part = _as(tensors[key], dtype).reshape(-1)
-        if layer.rows is not None:
-            part = part[layer.rows[0]:layer.rows[1]]
+        part = _rows(_as(tensors[key], dtype).reshape(-1), layer)
         bias = part if bias is None else bias + part
     identity = layer.kind == "identity"
     col_scale = row_scale = read_shift = None
@@ -113,15 +119,18 @@ def folded(layer, tensors: Mapping, channels: int, maps: dict | None = None) -> 
             gain, beta = gain[sources], beta[sources]
         if col_scale is not None:  # beta is read through the gains already folded
             beta = beta * col_scale
-        if identity:  # a vector: folded now
+        if identity and affine.shifts:  # a vector: folded now
             bias = weight * beta if bias is None else bias + weight * beta
-        else:  # W beta: a read of the whole weight, left to the pass over it
+        elif affine.shifts:  # W beta: a read of the whole weight, left to the pass over it
             read_shift = beta if read_shift is None else read_shift + beta
         col_scale = gain if col_scale is None else col_scale * gain
     for affine in layer.out_affines:  # the nodes entered become s * y + t
         scale, shift = _scale_shift(maps, affine, tensors, weight.shape[0], dtype)
         row_scale = scale if row_scale is None else row_scale * scale
-        bias = shift if bias is None else torch.addcmul(shift, bias, scale)
+        if affine.shifts:
+            bias = shift if bias is None else torch.addcmul(shift, bias, scale)
+        elif bias is not None:
+            bias = bias * scale
     return Folded(weight, bias, row_scale, col_scale, read_shift)
 
 
@@ -148,15 +157,29 @@ def _base_weight(layer, tensors: Mapping, channels: int) -> torch.Tensor:
     weight = tensors[layer.weight_key]
     if layer.transposed:  # stored (in, out), as GPT-2's Conv1D keeps it
         weight = weight.t()
-    if layer.rows is not None:
-        weight = weight[layer.rows[0]:layer.rows[1]]
-    return weight
+    return _rows(weight, layer)
+
+
+def _rows(tensor: torch.Tensor, layer) -> torch.Tensor:
+    """The stored rows the layer reads: one run, or a run in every period (a gather: a copy)."""
+    if layer.rows is None:
+        return tensor
+    start, stop = layer.rows
+    if not layer.row_period:
+        return tensor[start:stop]
+    rest = tensor.shape[1:]
+    return tensor.reshape(-1, layer.row_period, *rest)[:, start:stop].reshape(-1, *rest)
 
 
 @functools.lru_cache(maxsize=256)
 def _ones(size: int) -> torch.Tensor:
     """Identity links' weights before folding; shared, so never written in place."""
     return torch.ones(size, dtype=torch.float32)
+
+
+def links_have_bias(layer) -> bool:
+    """Do the layer's links come with a bias: stored, or a shift folded in?"""
+    return bool(layer.bias_keys) or any(affine.shifts for affine in (*layer.in_affines, *layer.out_affines))
 
 
 def needed_keys(layer) -> list[str]:

@@ -52,9 +52,10 @@ class Source:
     activation: str | None
     relu_in_pass: bool  # a ReLU alone reads NS: NA is taken in NS's pass
     step: tuple | None = None  # a recurrent layer's (depth, gate, t)
+    order: object = None  # the head's elements in (position, node) order, where its layout is not (trace.py)
 
 
-def _sources(topology, heads) -> tuple[list[Source], list[tuple[str, str]]]:
+def _sources(topology, heads, orders) -> tuple[list[Source], list[tuple[str, str]]]:
     """Where each node layer with incoming links is read in the graph, and the layers that
     cannot be read, with the reason."""
     sources, not_measured = [], []
@@ -72,7 +73,8 @@ def _sources(topology, heads) -> tuple[list[Source], list[tuple[str, str]]]:
                 sources.append(Source(layer, head, head, ACTIVATION_OF[op_name(head)].get(step[1]), False, step))
         else:
             after, activation = _activation_after(head)
-            sources.append(Source(layer, head, after, activation, activation == "relu" and _read_by_relu(head)))
+            sources.append(Source(layer, head, after, activation, activation == "relu" and _read_by_relu(head),
+                                  order=orders.get(layer.index)))
     return sources, not_measured
 
 
@@ -88,12 +90,13 @@ def traced(module, inputs, fold_batch_norm: bool, device) -> Traced:
     cached = _TRACED.setdefault(module, {})
     if key not in cached:
         program = _export(module, inputs)
-        topology, heads = with_values(program, fold_batch_norm=fold_batch_norm)
+        topology, heads, orders = with_values(program, fold_batch_norm=fold_batch_norm)
         # without the guards' check of each input (20-50 us a batch on the digits networks):
         # every batch has the shape the export was checked with, bar the dynamic batch size
         graph = program.module(check_guards=False).to(device)
         weights = [(tensor, name.split(".")) for name, tensor in graph.state_dict(keep_vars=True).items()]
-        cached[key] = Traced(topology, heads, graph, weights, _constant_inputs(module), *_sources(topology, heads))
+        cached[key] = Traced(topology, heads, graph, weights, _constant_inputs(module),
+                             *_sources(topology, heads, orders))
     _refresh(module, cached[key].weights)
     return cached[key]
 

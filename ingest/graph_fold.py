@@ -119,15 +119,26 @@ def fold(first, stop, kind, dims, bias_keys, bias_at, affine_uses, in_at, out_at
             for i in range(rows):
                 bias[i] = _fused_multiply_add(bias[i], scale[i], shift[i])
         has_row, has_column = out_at[layer, 1] > out_at[layer, 0], in_at[layer, 1] > in_at[layer, 0]
-        has_shift = has_column and not identity  # W beta, added to a bias of zeros when there is none
-        has_bias = bias_at[layer, 1] > bias_at[layer, 0] or has_column or has_row
+        shifts_in, shifts_out = _shifts(affines, affine_uses, in_at[layer]), _shifts(affines, affine_uses, out_at[layer])
+        has_shift = shifts_in and not identity  # W beta, added to a bias of zeros when there is none
+        has_bias = bias_at[layer, 1] > bias_at[layer, 0] or shifts_in or shifts_out
         for vector, present in ((BIAS, has_bias), (ROW, has_row), (COLUMN, has_column), (READ_SHIFT, has_shift)):
             if not present:
                 at[vector] = NONE
     return vectors, vector_at
 
 
+def _shifts(affines, affine_uses, span) -> bool:
+    """Does one of the affine maps used in span add a shift (folding.Affine.shifts)?"""
+    for use in range(span[0], span[1]):
+        a = affine_uses[use]
+        if affines[a, WITH_SHIFT] and (affines[a, SHIFT] != NONE or affines[a, VAR] != NONE):
+            return True
+    return False
+
+
 # no fastmath: each operation rounded as torch rounds it
 _vector = compile_kernel(_vector, fastmath=False)
 _affine_maps = compile_kernel(_affine_maps, fastmath=False)
+_shifts = compile_kernel(_shifts, fastmath=False)
 fold = compile_kernel(fold, fastmath=False)

@@ -15,6 +15,7 @@ from math import prod
 
 import numpy as np
 
+from .folding import links_have_bias
 from .network import kept_per_topology
 
 LINEAR, IDENTITY, OWN = 0, 1, 2  # OWN: a layer the call never reads (its own pass, layer_passes.py)
@@ -91,7 +92,7 @@ class _Builder:
             uses += [self._affine(affine, columns) for affine in ins]
             out_at.append((len(uses), len(uses) + len(outs)))
             uses += [self._affine(affine, rows) for affine in outs]
-            n_bias = rows if layer_kind != OWN and (biases or ins or outs) else 0
+            n_bias = rows if layer_kind != OWN and links_have_bias(layer) else 0
             has_bias.append(n_bias > 0)
             node_at.append(self.node_sums.first_nodes(layer))
             n_links = rows if layer_kind == IDENTITY else rows * columns
@@ -120,7 +121,7 @@ class _Builder:
         if layer.kind == "identity" and layer.repeat == 1:
             weight, row0, rows = None, 0, layer.size
             columns, stored_rows, keys = rows, rows, []
-        elif layer.kind == "linear" and not layer.transposed and layer.weight_key is not None:
+        elif layer.kind == "linear" and not layer.transposed and layer.weight_key is not None and not layer.row_period:
             weight = layer.weight_key
             shape = tensors[weight].shape
             if len(shape) != 2:

@@ -57,6 +57,7 @@ class WeightLayer:
     kernel: tuple[int, ...] = ()  # pooling window
     transposed: bool = False  # the stored matrix is (in, out)
     rows: tuple[int, int] | None = None  # a slice of the stored matrix's output rows (fused qkv, RNN gates)
+    row_period: int = 0  # rows repeat every row_period stored rows (q, k, v inside each head: GPT-NeoX); 0: once
     in_affines: tuple[Affine, ...] = ()
     out_affines: tuple[Affine, ...] = ()
     size: int = 0  # identity: number of links (one per dst node)
@@ -74,6 +75,12 @@ class WeightLayer:
     def learned(self) -> bool:
         """Stored weights (not identity or pooling links)."""
         return self.weight_key is not None
+
+    def rows_of(self, stored_rows: int) -> int:
+        """How many of a stored matrix's rows the layer reads."""
+        if self.rows is None:
+            return stored_rows
+        return (self.rows[1] - self.rows[0]) * (stored_rows // self.row_period if self.row_period else 1)
 
     def identity_sources(self):
         """identity: the src node of each link (link j enters dst node j + dst_offset)."""
@@ -161,8 +168,9 @@ class Topology:
             expected, found = (dst.shape[0], src.shape[0] // layer.groups), stored[:2]
         else:
             shape = stored[::-1] if layer.transposed else stored
-            rows = layer.rows[1] - layer.rows[0] if layer.rows else shape[0]
-            fits = layer.rows is None or (len(shape) == 2 and layer.rows[1] <= shape[0])
+            rows = layer.rows_of(shape[0])
+            fits = layer.rows is None or (len(shape) == 2 and layer.rows[1] <= (layer.row_period or shape[0])
+                                          and shape[0] % (layer.row_period or 1) == 0)
             expected, found = (dst.nodes, src.nodes), ((rows, *shape[1:]) if fits else shape)
         if tuple(found) != expected:
             raise NNGraphError(f"{source}: layer {layer.name} has weight shape {stored}, expected {expected} "

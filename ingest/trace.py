@@ -26,11 +26,14 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass, field, replace
 
+import torch
+
 from nngraph.errors import NNGraphError
 
 from .folding import Affine
-from .fx_nodes import (ATTENTION, AVG_POOLS, BATCH_NORMS, CONV, MATMUL, NORMS, REASONS, REDUCTIONS, VIEWS, Opaque,
-                       Parts, Ref, Seq, block_of, conv_padding, expand, module_label, numel, op_name, shape_of)
+from .fx_nodes import (ATTENTION, AVG_POOLS, BATCH_NORMS, CONV, MATMUL, NORMS, REASONS, REDUCTIONS, SOFTMAX, VIEWS,
+                       Opaque, Parts, Ref, Seq, block_of, conv_padding, expand, module_label, numel, op_name, shape_of)
+from .fused_parts import REPLAYED, SPLITS, parts_of
 from .network import Topology, WeightLayer
 from .recurrent import RECURRENT_OPS, unroll_op
 
@@ -43,6 +46,7 @@ class Walk:
     created: dict = field(default_factory=dict)  # root graph node -> node-layer index
     alias: dict = field(default_factory=dict)  # merged node layer -> the layer that absorbed it
     head: dict = field(default_factory=dict)  # node layer -> the graph node that last produced it whole
+    orders: dict = field(default_factory=dict)  # node layer -> its head's elements in (position, node) order
 
     def __post_init__(self):
         signature = self.program.graph_signature
@@ -98,15 +102,15 @@ class Walk:
     def is_param(self, node) -> bool:
         return getattr(node, "op", None) == "placeholder" and node.name in self.params
 
-    def fresh(self, index: int, consumer) -> bool:
-        """Does everything computed from this layer's nodes, as produced, flow only into `consumer`
-        (through views, dropout or activations)? Then the consumer may fold into its links."""
+    def fresh(self, index: int, *consumers) -> bool:
+        """Does everything computed from this layer's nodes, as produced, flow only into the
+        consumers (through views, dropout or activations)? Then they may fold into its links."""
         node = self.head.get(index)
         if node is None or not any(w.dst == index for w in self.topology.weight_layers):
             return False
 
         def only_into(value) -> bool:
-            return all(user is consumer or (op_name(user) in VIEWS or _unary(user)) and only_into(user)
+            return all(user in consumers or (op_name(user) in VIEWS or _unary(user)) and only_into(user)
                        for user in value.users)
         return only_into(node)
 
@@ -149,6 +153,8 @@ class Walk:
             self.topology.skip(module_label(node)[0], "Embedding", REASONS["embedding"])
             self.origin[node] = Ref(None, node)
             return
+        if node in self.origin:
+            return  # a part of a fused layer, read with the first of its sibling selects
         inputs = [self.ref(a) for a in tensors + lists]
         if not any(inputs):
             return  # constants, masks, positions: no nodes
@@ -176,8 +182,8 @@ class Walk:
             return self.binary(node, "mul")
         if op == "cat":
             return self.concat(node)
-        if op in ("split", "split_with_sizes", "chunk", "unbind"):
-            return self.split(node, op)
+        if op in SPLITS or op == "select" and isinstance(self.origin.get(node.args[0]), Ref):
+            return self.split(node, op, tensors)
         if op == "select" and isinstance(self.origin.get(node.args[0]), Seq):
             return self.select_step(node)
         if op == "getitem" and isinstance(self.origin.get(node.args[0]), Parts):
@@ -338,11 +344,17 @@ class Walk:
         v_nodes = self.topology.node_layers[src].nodes
         out = shape_of(node)
         heads, head_dim = (out[1], out[-1]) if len(out) == 4 else (1, out[-1])
+        folded = len(out) == 3 and v_nodes % head_dim == 0 and out[0] % (v_nodes // head_dim) == 0
+        if folded:  # (batch * heads, positions, head_dim), as Bloom computes it
+            heads = v_nodes // head_dim
         o_nodes = heads * head_dim
         if o_nodes % v_nodes:
             return self.opaque(node, [v], REASONS["scores"])
         path, _ = module_label(node)
         dst = self.new_layer(f"{path} (o)", "attention", (o_nodes,), node)
+        if folded and heads > 1:  # a sample's (heads, positions, head_dim) read as (positions, heads * head_dim)
+            self.orders[dst] = torch.arange(numel(out[1:]) * heads).reshape(heads, out[1], head_dim).transpose(0, 1) \
+                .reshape(-1)
         repeat = o_nodes // v_nodes
         self.add_weight_layer(WeightLayer(f"{path} (v -> o)", "identity", None, (), src, dst, size=o_nodes,
                                           in_affines=v_ref.gains, repeat=repeat, head_dim=head_dim))
@@ -350,7 +362,7 @@ class Walk:
 
     def matmul(self, node) -> None:
         """Hand-written attention: scores = q @ k^T (no links), then scores @ v: o from v."""
-        a, b = node.args[0], node.args[1]
+        a, b = node.args[1:3] if op_name(node) == "baddbmm" else node.args[:2]  # baddbmm: bias + a @ b
         a_ref, b_ref = self.origin.get(a), self.origin.get(b)
         if isinstance(b_ref, Ref) and b_ref.layer is not None and not isinstance(a_ref, Ref):
             return self.attention(node, a, a, b)
@@ -444,43 +456,62 @@ class Walk:
             offset += self.topology.node_layers[src].nodes
         self.origin[node] = Ref(dst)
 
-    def split(self, node, op: str) -> None:
-        """A fused projection (qkv) split along its outputs: one weight layer per part, each a
-        slice of the stored rows. The split may be along heads of a view, (.., heads, head_dim),
-        as Falcon splits: its parts are still runs of rows. Anything else split is cut (a split
-        inside each head, GPT-NeoX's, would take rows from every head)."""
-        ref = self.origin.get(node.args[0])
-        sizes = node.args[1] if len(node.args) > 1 else None
-        if not isinstance(ref, Ref) or ref.layer is None or op != "split_with_sizes" and op != "split":
-            return self.opaque(node, [node.args[0]], "a split of node layers: the graph is cut here")
-        layer = self.find(ref.layer)
-        entering = self.entering(layer)
-        total = self.topology.node_layers[layer].nodes
-        shape = shape_of(node.args[0])
-        dim = (node.args[2] if len(node.args) > 2 else 0) % max(len(shape), 1)
-        if isinstance(sizes, int):
-            sizes = [sizes] * (shape[dim] // sizes)
-        rows_each = numel(shape[dim + 1:])  # rows per unit of the split dimension
-        sizes = [size * rows_each for size in sizes]
-        if (len(entering) != 1 or numel(shape[dim:]) != total or sum(sizes) != total or not self.fresh(layer, node)
-                or self.topology.weight_layers[entering[0]].kind != "linear"):
-            return self.opaque(node, [node.args[0]], "a split of node layers: the graph is cut here")
+    def split(self, node, op: str, tensors) -> None:
+        """A fused projection (qkv) split into parts, or indexed part by part (Bloom's selects of a
+        (heads, 3, head_dim) view): one weight layer per part, each reading the stored rows its
+        part holds, found by replaying the views between them (fused_parts.py). Anything else
+        split is cut."""
+        source = node.args[0]
+        ends = [node]
+        if op == "select":  # every part at once: the first select of the fused value reads them all
+            ends = sorted((user for user in source.users if op_name(user) == "select" and user.args[1] == node.args[1]),
+                          key=lambda user: int(user.args[2]))
+        ref = self.origin.get(source)
+        layer = self.find(ref.layer) if isinstance(ref, Ref) and ref.layer is not None else None
+        entering = self.entering(layer) if layer is not None else []
+        parts = None
+        if len(entering) == 1 and self.topology.weight_layers[entering[0]].kind == "linear" \
+                and self.fresh(layer, *ends):
+            views = self.views_between(self.head[layer], source)
+            parts = views is not None and parts_of(shape_of(self.head[layer]), self.topology.node_layers[layer].nodes,
+                                                  views, ends)
+        if not parts or len(parts) < 2:
+            if op == "select":
+                return self.elementwise(node, op, tensors)  # a position picked (BERT's pooler reads token 0)
+            return self.opaque(node, [source], "a split of node layers: the graph is cut here")
         fused = self.topology.weight_layers[entering[0]]
-        values = {int(user.args[1]): user for user in node.users if op_name(user) == "getitem"}
-        parts, start = [], 0
-        for number, size in enumerate(sizes):
+        values = ends if op == "select" else [user for user in node.users if op_name(user) == "getitem"]
+        values = {int(user.args[-1]): user for user in values}
+        refs, nodes = [], self.topology.node_layers[layer].nodes
+        for number, part in enumerate(parts):
             name = f"{fused.name}[{number}]"
+            weights = replace(fused, name=name, rows=part.rows, row_period=part.period)
+            size = weights.rows_of(nodes)
             dst = layer if number == 0 else self.new_layer(name, "linear", (size,), node)
             self.head[dst] = values.get(number, node)  # the part's own value
+            if part.order is not None:
+                self.orders[dst] = part.order
             self.topology.node_layers[dst] = replace(self.topology.node_layers[dst], name=name, shape=(size,))
-            part = replace(fused, name=name, dst=dst, rows=(start, start + size))
             if number == 0:
-                self.topology.weight_layers[entering[0]] = part
+                self.topology.weight_layers[entering[0]] = replace(weights, dst=dst)
             else:
-                self.add_weight_layer(part)
-            parts.append(dst)
-            start += size
-        self.origin[node] = Parts(tuple(Ref(p) for p in parts))
+                self.add_weight_layer(replace(weights, dst=dst))
+            refs.append(Ref(dst))
+        if op == "select":
+            for number, user in values.items():
+                self.origin[user] = refs[number]
+        else:
+            self.origin[node] = Parts(tuple(refs))
+
+    def views_between(self, head, value) -> list | None:
+        """The view ops from a layer's value as produced to `value`, in order, or None."""
+        views = []
+        while value is not head:
+            if op_name(value) not in REPLAYED or not hasattr(value.args[0], "op"):
+                return None
+            views.append(value)
+            value = value.args[0]
+        return views[::-1]
 
     def select_step(self, node) -> None:
         seq = self.origin[node.args[0]]
@@ -515,6 +546,8 @@ class Walk:
         node set, or combines node layers without fixed links, is opaque."""
         refs = [self.ref(t) for t in tensors]
         mapped = [r for r in refs if r is not None]
+        if op in SOFTMAX:  # weights over positions: attention's probabilities, whatever they were summed from
+            return self.opaque(node, tensors, REASONS["scores"])
         view = op in VIEWS or _whole_slice(node, op)
         if len(mapped) == 1 and isinstance(mapped[0], Ref) and (view or self.keeps_nodes(node, mapped[0])):
             self.origin[node] = mapped[0]
@@ -626,8 +659,12 @@ def from_exported(program, *, fold_batch_norm: bool = True) -> Topology:
 
 
 def with_values(program, *, fold_batch_norm: bool = True):
-    """The topology and, per node layer, the graph node whose value holds its nodes as produced
-    (after folded norms, residual sums and merges): what data-dependent metrics read."""
+    """The topology; per node layer, the graph node whose value holds its nodes as produced
+    (after folded norms, residual sums and merges): what data-dependent metrics read; and for
+    the parts of a fused layer whose values hold their nodes in another order (GPT-NeoX's q, k
+    and v, (batch, heads, positions, head_dim)), the order of a sample's elements as
+    (position, node) rows."""
     walk = Walk(program, fold_batch_norm=fold_batch_norm)
     topology = walk.run()
-    return topology, {new: walk.head[old] for old, new in walk.numbering.items() if old in walk.head}
+    return topology, {new: walk.head[old] for old, new in walk.numbering.items() if old in walk.head}, \
+        {new: walk.orders[old] for old, new in walk.numbering.items() if old in walk.orders}

@@ -19,7 +19,7 @@ def real_models(tmp_path_factory):
     """name -> (model path, load options): the pretrained MiniLM from its package; GPT-2-, BERT-,
     LLaMA- (RMSNorm, grouped-query attention, a gated MLP), Falcon- (multi-query attention,
     attention and MLP side by side, `x @ W.T` layers), Phi- (rotary embeddings of part of q and
-    k) and ViT-style (8x8 images: the digits' size) models built from transformers configs with
+    k), GPT-NeoX- (Pythia: q, k and v fused head by head, a parallel residual) and ViT-style (8x8 images: the digits' size) models built from transformers configs with
     seeded weights (saved as Hugging Face directories); a ResNet-style CNN with BatchNorm, an
     LSTM and a GRU trained on the digits for a few epochs (rows as time steps for the recurrent
     ones)."""
@@ -44,6 +44,9 @@ def real_models(tmp_path_factory):
                "falcon": (transformers.FalconForCausalLM, transformers.FalconConfig(
                    hidden_size=32, num_hidden_layers=2, num_attention_heads=4, vocab_size=64)),
                "phi": (transformers.PhiForCausalLM, transformers.PhiConfig(
+                   hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=48, vocab_size=64,
+                   max_position_embeddings=32)),
+               "gpt_neox": (transformers.GPTNeoXForCausalLM, transformers.GPTNeoXConfig(
                    hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=48, vocab_size=64,
                    max_position_embeddings=32)),
                "vit": (transformers.ViTModel, transformers.ViTConfig(

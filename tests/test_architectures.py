@@ -178,6 +178,44 @@ def test_the_residual_stream_graph_of_a_transformer_block():
     assert [w.layer.rows for w in result.weight_layers[:3]] == [(0, 4), (4, 8), (8, 12)]
 
 
+class HeadByHead(nn.Module):
+    """Attention with q, k and v stored head by head in one fused matrix (2 heads of 2): split
+    inside each head as GPT-NeoX does (chunk), or indexed from a (heads, 3, head_dim) view as
+    Bloom does (select)."""
+
+    def __init__(self, layout):
+        super().__init__()
+        self.layout = layout
+        self.qkv, self.o = nn.Linear(4, 12), nn.Linear(4, 4)
+
+    def forward(self, x):
+        b, t, _ = x.shape
+        if self.layout == "chunk":
+            q, k, v = self.qkv(x).view(b, t, 2, 6).transpose(1, 2).chunk(3, dim=-1)
+        else:
+            fused = self.qkv(x).view(b, t, 2, 3, 2)
+            q, k, v = (fused[..., i, :].transpose(1, 2) for i in range(3))
+        a = F.scaled_dot_product_attention(q, k, v)  # (b, heads, t, head_dim)
+        return self.o(a.transpose(1, 2).reshape(b, t, 4))
+
+
+@pytest.mark.parametrize("layout", ["chunk", "select"])
+def test_a_qkv_fused_head_by_head_reads_its_rows_of_every_head(layout):
+    m = seeded(HeadByHead(layout))
+    W, bias = m.qkv.weight, m.qkv.bias
+    # node layers: x 0, q 1, k 2, v 3, o 4, out 5; head h's q, k, v are rows 6h..6h+1, 6h+2.., 6h+4..
+    edges, biases = [], {}
+    for part, layer in enumerate((1, 2, 3)):
+        rows = [6 * h + 2 * part + i for h in range(2) for i in range(2)]
+        edges += dense(W[rows], 0, layer)
+        biases[layer] = as_numpy(bias[rows])
+    edges += identity(3, 4, 4) + dense(m.o.weight, 4, 5)
+    biases[5] = as_numpy(m.o.bias)
+    result = check(m, edges, biases, input_shape=(3, 4))
+    assert [(w.layer.rows, w.layer.row_period) for w in result.weight_layers[:3]] == [((0, 2), 6), ((2, 4), 6),
+                                                                                       ((4, 6), 6)]
+
+
 class Gated(nn.Module):
     def __init__(self):
         super().__init__()

@@ -81,7 +81,7 @@ def test_the_graph_pass_equals_each_layers_own_pass(kind, d, hidden, post_norm, 
         np.testing.assert_allclose(layer.strength - bias, by_edges, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["minilm", "gpt2", "bert", "llama", "vit", "resnet", "lstm", "gru"])
+@pytest.mark.parametrize("name", ["minilm", "gpt2", "bert", "llama", "gpt_neox", "vit", "resnet", "lstm", "gru"])
 def test_the_graph_pass_on_real_models(real_models, name):
     """MiniLM is read by the graph pass whole; GPT-2's weights stored transposed and the ResNet's
     convolutions take their own passes between its windows."""

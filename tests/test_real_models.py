@@ -1,5 +1,5 @@
 """Real models end to end through `nngraph metrics`: the pretrained MiniLM, GPT-2-, BERT-, LLaMA-,
-Falcon-, Phi- and ViT-style models from transformers configs, and a ResNet-style CNN, an LSTM and
+Falcon-, Phi-, GPT-NeoX- and ViT-style models from transformers configs, and a ResNet-style CNN, an LSTM and
 a GRU trained on the digits."""
 
 import json
@@ -17,7 +17,7 @@ from nngraph.ingest import compute_metrics, load_network
 from nngraph.ingest.sources import load_runnable
 from nngraph.ingest.activations import data_metrics
 
-NAMES = ["minilm", "gpt2", "bert", "llama", "falcon", "phi", "vit", "resnet", "lstm", "gru"]
+NAMES = ["minilm", "gpt2", "bert", "llama", "falcon", "phi", "gpt_neox", "vit", "resnet", "lstm", "gru"]
 # what each model lists as having no links of its own, by kind: nothing else may be cut or dropped
 SKIPPED_KINDS = {"minilm": {"Embedding": 3, "LayerNorm": 13}, "gpt2": {"Embedding": 2, "LayerNorm": 5},
                  "bert": {"Embedding": 3, "LayerNorm": 5},
@@ -26,6 +26,7 @@ SKIPPED_KINDS = {"minilm": {"Embedding": 3, "LayerNorm": 13}, "gpt2": {"Embeddin
                  # rotary embeddings of half of q and k: their slices and products, and the pieces
                  # of identity links they leave between cut layers
                  "phi": {"Embedding": 1, "LayerNorm": 3, "PhiAttention": 8, "identity": 2},
+                 "gpt_neox": {"Embedding": 1, "LayerNorm": 5, "GPTNeoXAttention": 8, "identity": 2},
                  "vit": {"LayerNorm": 5, "ViTEmbeddings": 2},  # the class token and positions: cut
                  "resnet": {"BatchNorm2d": 5, "MaxPool2d": 1},
                  "lstm": {}, "gru": {}}
@@ -47,6 +48,20 @@ def reachable(topology, start: int) -> set[int]:
                 seen.add(weights.dst)
                 queue.append(weights.dst)
     return seen
+
+
+def measured_beside(path, submodule, read):
+    """Data metrics of the model at `path` on 6 seeded sequences of 5 token ids, and what
+    `read(args, out)` takes from `submodule(model)` in a forward pass on the same ids."""
+    module = load_runnable(path)
+    ids = torch.randint(0, 64, (6, 5), generator=torch.Generator().manual_seed(0))
+    measured = data_metrics(module, ids, batch_size=6).by_index
+    captured = []
+    hook = submodule(module).register_forward_hook(lambda m, args, out: captured.append(read(args, out).double()))
+    with torch.no_grad():
+        module(input_ids=ids)
+    hook.remove()
+    return measured, captured[0]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -129,6 +144,19 @@ def test_llama_gated_mlp_and_grouped_query_attention(real_models):
                                rtol=1e-5, atol=1e-6)
 
 
+def test_link_weight_samples_hold_the_biases_the_model_has(real_models):
+    """A folded norm adds a bias only where it shifts (METRICS.md section 2: the sample is the
+    links and the biases): RMSNorm's gain folded into LLaMA's q_proj, stored without a bias,
+    gives it none; the residual links entering BERT's post-norm, whose shift W_O's layer adds
+    once, have none; W_O's layer has its own and the norm's."""
+    for name, layer, links, biases in (("llama", "model.layers.0.self_attn.q_proj", 32 * 32, 0),
+                                       ("bert", "encoder.layer.1.attention.output (residual)", 32, 0),
+                                       ("bert", "encoder.layer.1.attention.output.dense", 32 * 32, 32)):
+        result = compute_metrics(load_network(real_models[name][0]), persistence=False)
+        found = next(w for w in result.weight_layers if w.layer.name == layer)
+        assert (found.edges, found.link_weights["count"]) == (links, links + biases), layer
+
+
 def test_falcon_multi_query_attention_beside_its_mlp(real_models):
     """Falcon's fused qkv is split along heads of a view (4 query heads, one k, one v: runs of
     rows); its layers compute `x @ W.T`; attention and MLP read the same norm and both enter the
@@ -150,18 +178,70 @@ def test_falcon_multi_query_attention_beside_its_mlp(real_models):
     w_v = w[40:48]
     np.testing.assert_allclose(result.node_layers[parts[2].dst].s_in, (w_v * g).sum(1) + w_v @ beta, atol=1e-6)
     # NS of q and v on token ids: the fused layer's own output rows, captured by a hook
-    module = load_runnable(path)
-    ids = torch.randint(0, 64, (6, 5), generator=torch.Generator().manual_seed(0))
-    measured = data_metrics(module, ids, batch_size=6).by_index
-    captured = []
-    hook = module.transformer.h[0].self_attention.query_key_value.register_forward_hook(
-        lambda m, args, out: captured.append(out.detach().reshape(-1, 48).double()))
-    with torch.no_grad():
-        module(input_ids=ids)
-    hook.remove()
+    measured, fused = measured_beside(path, lambda m: m.transformer.h[0].self_attention.query_key_value,
+                                      lambda args, out: out.reshape(-1, 48))
     for part, rows in ((parts[0], slice(0, 32)), (parts[2], slice(40, 48))):
-        np.testing.assert_allclose(measured[part.dst].strength.per_node()[0], captured[0][:, rows].mean(0).numpy(),
+        np.testing.assert_allclose(measured[part.dst].strength.per_node()[0], fused[:, rows].mean(0).numpy(),
                                    atol=1e-5)
+
+
+def test_gpt_neox_qkv_fused_head_by_head(real_models):
+    """GPT-NeoX (Pythia) stores q, k and v of each head together: rows h*24 .. h*24+24 of the
+    fused matrix are head h's q (8 rows), k and v. Each part reads its 8 rows of every head's 24;
+    v feeds o, and o's W_O and the MLP both enter the block's output (the parallel residual).
+    The data pass reads each part's values from the (batch, heads, positions, 8) tensor the
+    model splits them into, node for node as the fused layer's rows."""
+    path, _ = real_models["gpt_neox"]
+    network = load_network(path)
+    layers = {w.name: w for w in network.topology.weight_layers}
+    parts = [layers[f"gpt_neox.layers.0.attention.query_key_value[{i}]"] for i in range(3)]
+    assert [(w.rows, w.row_period) for w in parts] == [((0, 8), 24), ((8, 16), 24), ((16, 24), 24)]
+    assert layers["gpt_neox.layers.0.attention (v -> o)"].src == parts[2].dst
+    dense, down = layers["gpt_neox.layers.0.attention.dense"], layers["gpt_neox.layers.0.mlp.dense_4h_to_h"]
+    assert dense.dst == down.dst == layers["gpt_neox.layers.0 (residual)"].dst
+    with safe_open(str(path / "model.safetensors"), "pt") as handle:
+        read = lambda key: handle.get_tensor(key).double()  # noqa: E731
+        w, b = (read(f"gpt_neox.layers.0.attention.query_key_value.{k}") for k in ("weight", "bias"))
+        g, beta = (read(f"gpt_neox.layers.0.input_layernorm.{k}") for k in ("weight", "bias"))
+    rows = [torch.cat([torch.arange(h * 24 + 8 * part, h * 24 + 8 * part + 8) for h in range(4)]) for part in range(3)]
+    result = compute_metrics(network, persistence=False)
+    for part, own in zip(parts, rows):
+        np.testing.assert_allclose(result.node_layers[part.dst].s_in, (w[own] * g).sum(1) + b[own] + w[own] @ beta,
+                                   atol=1e-6)
+    measured, fused = measured_beside(path, lambda m: m.gpt_neox.layers[0].attention.query_key_value,
+                                      lambda args, out: out.reshape(-1, 96))
+    for part, own in zip(parts, rows):
+        values = fused[:, own]
+        strength = measured[part.dst].strength
+        np.testing.assert_allclose(strength.per_node()[0], values.mean(0).numpy(), atol=1e-5)
+        np.testing.assert_allclose(strength.per_node()[1], values.std(0, unbiased=False).numpy(), atol=1e-5)
+
+
+def test_bloom_qkv_indexed_head_by_head_and_attention_over_batch_times_heads(tmp_path):
+    """Bloom views its fused qkv as (heads, 3, head_dim) and selects q, k and v from it, then
+    computes attention with batch and heads folded into one dimension (and ALiBi's bias added
+    to q @ k^T). v's 8 rows of every head's 24 feed o, o feeds W_O: one residual stream. The
+    data pass reads o from the (batch * heads, positions, head_dim) product, node for node as
+    W_O reads it."""
+    import transformers
+
+    transformers.set_seed(0)
+    transformers.BloomModel(transformers.BloomConfig(hidden_size=32, n_layer=1, n_head=4, vocab_size=64)) \
+        .save_pretrained(tmp_path)
+    network = load_network(tmp_path)
+    topology = network.topology
+    layers = {w.name: w for w in topology.weight_layers}
+    parts = [layers[f"h.0.self_attention.query_key_value[{i}]"] for i in range(3)]
+    assert [(w.rows, w.row_period) for w in parts] == [((0, 8), 24), ((8, 16), 24), ((16, 24), 24)]
+    v_to_o = layers["h.0.self_attention (v -> o)"]
+    assert v_to_o.src == parts[2].dst and layers["h.0.self_attention.dense"].src == v_to_o.dst
+    assert reachable(topology, 0) == set(range(len(topology.node_layers)))
+    assert [layer.kind for layer in topology.node_layers].count("cut") == 0
+    measured, o = measured_beside(tmp_path, lambda m: m.h[0].self_attention.dense,
+                                  lambda args, out: args[0].reshape(-1, 32))
+    strength = measured[v_to_o.dst].strength
+    np.testing.assert_allclose(strength.per_node()[0], o.mean(0).numpy(), atol=1e-5)
+    np.testing.assert_allclose(strength.per_node()[1], o.std(0, unbiased=False).numpy(), atol=1e-5)
 
 
 def test_phi_partial_rotary_leaves_one_residual_stream(real_models):
@@ -249,7 +329,7 @@ def test_data_metrics_on_a_real_model(real_models, name, tmp_path):
     networks: rows as time steps) or on seeded token ids (the transformers)."""
     path, options = real_models[name]
     data = "digits-test"
-    if name in ("minilm", "gpt2", "bert", "llama", "falcon", "phi"):
+    if name in ("minilm", "gpt2", "bert", "llama", "falcon", "phi", "gpt_neox"):
         vocabulary = 30522 if name == "minilm" else 64
         torch.save(torch.randint(0, vocabulary, (12, 16), generator=torch.Generator().manual_seed(0)),
                    tmp_path / "ids.pt")
