@@ -119,7 +119,8 @@ def fold(first, stop, kind, dims, bias_keys, bias_at, affine_uses, in_at, out_at
             for i in range(rows):
                 bias[i] = _fused_multiply_add(bias[i], scale[i], shift[i])
         has_row, has_column = out_at[layer, 1] > out_at[layer, 0], in_at[layer, 1] > in_at[layer, 0]
-        shifts_in, shifts_out = _shifts(affines, affine_uses, in_at[layer]), _shifts(affines, affine_uses, out_at[layer])
+        shifts_in = _shifts(affines, affine_uses, in_at[layer])
+        shifts_out = _shifts(affines, affine_uses, out_at[layer])
         has_shift = shifts_in and not identity  # W beta, added to a bias of zeros when there is none
         has_bias = bias_at[layer, 1] > bias_at[layer, 0] or shifts_in or shifts_out
         for vector, present in ((BIAS, has_bias), (ROW, has_row), (COLUMN, has_column), (READ_SHIFT, has_shift)):

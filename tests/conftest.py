@@ -19,10 +19,10 @@ def real_models(tmp_path_factory):
     """name -> (model path, load options): the pretrained MiniLM from its package; GPT-2-, BERT-,
     LLaMA- (RMSNorm, grouped-query attention, a gated MLP), Falcon- (multi-query attention,
     attention and MLP side by side, `x @ W.T` layers), Phi- (rotary embeddings of part of q and
-    k), GPT-NeoX- (Pythia: q, k and v fused head by head, a parallel residual) and ViT-style (8x8 images: the digits' size) models built from transformers configs with
-    seeded weights (saved as Hugging Face directories); a ResNet-style CNN with BatchNorm, an
-    LSTM and a GRU trained on the digits for a few epochs (rows as time steps for the recurrent
-    ones)."""
+    k), GPT-NeoX- (Pythia: q, k and v fused head by head, a parallel residual) and ViT-style
+    (8x8 images: the digits' size) models built from transformers configs with seeded weights
+    (saved as Hugging Face directories); a ResNet-style CNN with BatchNorm, an LSTM and a GRU
+    trained on the digits for a few epochs (rows as time steps for the recurrent ones)."""
     import importlib.util
     from pathlib import Path
 
