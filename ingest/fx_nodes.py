@@ -33,6 +33,7 @@ REASONS = {
     "attention_only": "feeds only the attention pattern (q and k have in-links only): no links",
     "scores": "attention scores depend on the data: no fixed links",
     "product": "an elementwise product of node layers depends on the data: the graph is cut here",
+    "head_norm": "a norm of each head on its own: its gain does not fold into per-node links, the graph is cut here",
     "standardise": "its per-sample standardisation has no weights and is left out; its gain is folded into the links",
     "batch_norm": "BatchNorm in eval mode folded into the weight layer that feeds it",
     "batch_norm_kept": "BatchNorm kept as a pass-through (nothing to fold it into, or --batchnorm pass-through)",

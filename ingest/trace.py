@@ -261,19 +261,31 @@ class Walk:
         args = list(node.args) + [None] * 4
         gain = self.params[args[gain_at].name] if self.is_param(args[gain_at]) else None
         shift = self.params[args[bias_at].name] if bias_at is not None and self.is_param(args[bias_at]) else None
-        path, cls = module_label(node)
-        self.topology.skip(path, cls, REASONS["standardise"])
-        self.origin[node] = self.with_gain(ref, node, Affine(gain, shift))
+        self.origin[node] = self.with_gain(ref, node, Affine(gain, shift), args[gain_at])
+        if not self.cut_here(node):
+            self.topology.skip(*module_label(node), REASONS["standardise"])
 
-    def with_gain(self, ref, node, affine: Affine):
+    def with_gain(self, ref, node, affine: Affine, gain):
         """A gain on these nodes: folded into the links entering them when nothing else reads
-        them (post-norm), else into the links that read the result (pre-norm)."""
+        them (post-norm), else into the links that read the result (pre-norm). A gain of one
+        value per head dimension (Persimmon's norm of q and k, head by head) is no per-node map:
+        cut."""
+        if isinstance(ref, Ref) and ref.layer is not None and gain is not None:
+            shape = self.topology.node_layers[self.find(ref.layer)].shape
+            if len(shape) == 1 and numel(shape_of(gain)) not in (1, shape[0]):
+                path, cls = module_label(node)
+                return Opaque(node, frozenset({self.find(ref.layer)}), ((path, cls, REASONS["head_norm"]),))
         if isinstance(ref, Ref) and ref.layer is not None and not ref.gains and self.fresh(self.find(ref.layer), node):
             self.fold_out(self.find(ref.layer), affine, node)
             return Ref(self.find(ref.layer))
         if isinstance(ref, Ref):
             return replace(ref, gains=(*ref.gains, affine))
         return ref
+
+    def cut_here(self, node) -> bool:
+        """Was the graph cut at this node (rather than before it)?"""
+        found = self.origin.get(node)
+        return isinstance(found, Opaque) and found.root is node
 
     def reduction(self, node, op: str) -> None:
         """A mean over a feature map's positions is global average pooling; over token positions
@@ -382,9 +394,9 @@ class Walk:
             ref, other = (refs[0], b) if isinstance(refs[0], Ref) else (refs[1], a)
             if self.is_param(other) and numel(shape_of(other)) > 1:  # a learned per-node gain or shift
                 affine = Affine(self.params[other.name], None) if op == "mul" else Affine(None, self.params[other.name])
-                self.origin[node] = self.with_gain(ref, node, affine)
+                self.origin[node] = self.with_gain(ref, node, affine, other)
                 path, cls = module_label(node)
-                if "norm" in cls.lower():  # a norm written by hand (RMSNorm): its gain is the only weight
+                if "norm" in cls.lower() and not self.cut_here(node):  # RMSNorm written by hand
                     self.topology.skip(path, cls, REASONS["standardise"])
             else:
                 self.origin[node] = ref  # a constant or a per-sample statistic: the same nodes

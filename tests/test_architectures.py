@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from graph_check import as_numpy, stored_edges, strengths_from_edges
 from nngraph.errors import NNGraphError
 from nngraph.ingest import compute_metrics, load_network, network_from_module
+from nngraph.ingest.fx_nodes import REASONS
 
 
 def dense(weight, src, dst, offset=0):
@@ -214,6 +215,37 @@ def test_a_qkv_fused_head_by_head_reads_its_rows_of_every_head(layout):
     result = check(m, edges, biases, input_shape=(3, 4))
     assert [(w.layer.rows, w.layer.row_period) for w in result.weight_layers[:3]] == [((0, 2), 6), ((2, 4), 6),
                                                                                        ((4, 6), 6)]
+
+
+class HeadNorm(nn.Module):
+    """q and k normalised head by head (a LayerNorm over each head's 2 dimensions), as Persimmon
+    and Qwen3 do: the gain is one value per head dimension, not one per node."""
+
+    def __init__(self):
+        super().__init__()
+        self.qkv, self.o = nn.Linear(4, 12), nn.Linear(4, 4)
+        self.q_norm, self.k_norm = nn.LayerNorm(2), nn.LayerNorm(2)
+
+    def forward(self, x):
+        b, t, _ = x.shape
+        q, k, v = (part.view(b, t, 2, 2).transpose(1, 2) for part in self.qkv(x).split(4, dim=-1))
+        a = F.scaled_dot_product_attention(self.q_norm(q), self.k_norm(k), v)
+        return self.o(a.transpose(1, 2).reshape(b, t, 4))
+
+
+def test_a_norm_of_each_head_is_cut_not_folded():
+    m = seeded(HeadNorm())
+    W, bias = m.qkv.weight, m.qkv.bias
+    edges, biases = [], {}
+    for part, layer in enumerate((1, 2, 3)):
+        edges += dense(W[4 * part:4 * part + 4], 0, layer)
+        biases[layer] = as_numpy(bias[4 * part:4 * part + 4])
+    edges += identity(3, 4, 4) + dense(m.o.weight, 4, 5)
+    biases[5] = as_numpy(m.o.bias)
+    result = check(m, edges, biases, input_shape=(3, 4))
+    # listed as what they are to the graph: q and k only set the attention pattern
+    assert {(s.name, s.reason) for s in result.skipped if s.name in ("q_norm", "k_norm")} == \
+        {("q_norm", REASONS["attention_only"]), ("k_norm", REASONS["attention_only"])}
 
 
 class Gated(nn.Module):
