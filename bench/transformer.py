@@ -7,7 +7,8 @@
    the model, the reference of the figures before 2026-12-04, is printed beside it. Tracing the
    model (once per architecture) and neural persistence are timed apart. The same for a
    GPT-2-style model with seeded weights (weights stored transposed, a fused qkv, pre-norm
-   blocks): no target, the layouts MiniLM does not have.
+   blocks) and for a Pythia-160m-shaped GPT-NeoX (q, k and v stored head by head, gathered
+   for passes of their own): no target, the layouts MiniLM does not have.
 2. --ingest: every link of the graph into a fresh managed server (--server), against a
    plain MLP version of 2M links ingested in the same run: the transformer graph must
    ingest at the rate the store reaches for MLPs.
@@ -50,6 +51,19 @@ def gpt2_path(folder: Path) -> Path:
     config = transformers.GPT2Config(n_embd=768, n_layer=6, n_head=12, vocab_size=512, n_positions=64,
                                      bos_token_id=0, eos_token_id=0)
     transformers.GPT2LMHeadModel(config).save_pretrained(folder)
+    return folder
+
+
+def gpt_neox_path(folder: Path) -> Path:
+    """A GPT-NeoX with seeded weights shaped as Pythia-160m (768 wide, 12 blocks of 12 heads):
+    each fused qkv stored head by head, a parallel residual, rotary embeddings of a quarter of
+    q and k."""
+    import transformers
+
+    transformers.set_seed(0)
+    config = transformers.GPTNeoXConfig(hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+                                        intermediate_size=3072, vocab_size=512, max_position_embeddings=64)
+    transformers.GPTNeoXModel(config).save_pretrained(folder)
     return folder
 
 
@@ -107,5 +121,7 @@ if __name__ == "__main__":
     minilm = bench_metrics("MiniLM", minilm_path(), " (target <= 3x)")
     with tempfile.TemporaryDirectory() as folder:
         bench_metrics("GPT-2-style (seeded)", gpt2_path(Path(folder)))
+    with tempfile.TemporaryDirectory() as folder:
+        bench_metrics("GPT-NeoX, Pythia-160m-shaped (seeded)", gpt_neox_path(Path(folder)))
     if arguments.ingest:
         bench_ingest(minilm, arguments.server)
