@@ -121,7 +121,7 @@ class _Layer:
     activation: str | None
     bias: object = None  # per node, subtracted from NS when the bias is left out
     time_step: int | None = None
-    order: object = None  # Source.order
+    order: object = None  # Source.order, on the device the values are computed on
     strength: Stream | None = None
     activation_values: Stream | None = None
 
@@ -172,7 +172,8 @@ def data_metrics(module, data, *, samples: int | None = None, seed: int = 0, bia
     steps_of = {}  # recurrent op node -> [(target, (depth, gate, t))]
     for source in exported.sources:
         target = _Layer(source.layer, source.activation, biases.get(source.layer.index),
-                        None if source.step is None else source.step[2], source.order)
+                        None if source.step is None else source.step[2],
+                        None if source.order is None else source.order.to(device))
         if source.step is not None:
             steps_of.setdefault(source.head, []).append((target, source.step))
         elif source.relu_in_pass and target.bias is None:  # NA from NS's pass
@@ -211,7 +212,7 @@ def _as_rows(value, layer, order=None):
     part of a fused layer laid out otherwise comes with the `order` of a sample's elements."""
     shape, nodes = tuple(value.shape), layer.nodes
     if order is not None:
-        return value.reshape(-1, order.numel())[:, order.to(value.device)].reshape(-1, nodes)
+        return value.reshape(-1, order.numel())[:, order].reshape(-1, nodes)
     if layer.kind == "attention" and len(shape) == 4 and shape[1] * shape[3] == nodes:
         return value.transpose(1, 2).reshape(-1, nodes)
     if len(shape) == 2 and shape[1] == nodes:

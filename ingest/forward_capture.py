@@ -52,7 +52,7 @@ class Source:
     activation: str | None
     relu_in_pass: bool  # a ReLU alone reads NS: NA is taken in NS's pass
     step: tuple | None = None  # a recurrent layer's (depth, gate, t)
-    order: object = None  # the head's elements in (position, node) order, where its layout is not (trace.py)
+    order: object = None  # a sample's elements in (position, node) order, where the head lays them out otherwise
 
 
 def _sources(topology, heads, orders) -> tuple[list[Source], list[tuple[str, str]]]:
