@@ -34,6 +34,7 @@ class Affine:
     var_key: str | None = None
     eps: float = 0.0
     with_shift: bool = True
+    gain_offset: float = 0.0  # a gain stored as its difference from one: Gemma's `x * (1 + w)`
 
     @property
     def shifts(self) -> bool:
@@ -41,12 +42,17 @@ class Affine:
         a map whose shift another layer entering the same nodes adds, gives the links no bias."""
         return self.with_shift and (self.shift_key is not None or self.var_key is not None)
 
+    @property
+    def given(self) -> bool:
+        """Does torch compute its scale and shift for the graph call (graph_fold.py)?"""
+        return self.var_key is not None or self.gain_offset != 0
+
     def keys(self) -> list[str]:
         return [k for k in (self.gain_key, self.shift_key, self.mean_key, self.var_key) if k is not None]
 
     def scale_shift(self, tensors: Mapping, size: int, dtype) -> tuple[torch.Tensor, torch.Tensor]:
         read = lambda key, fill: (tensors[key].to(dtype).reshape(-1) if key else torch.full((size,), fill, dtype=dtype))  # noqa: E731
-        scale = read(self.gain_key, 1.0)
+        scale = read(self.gain_key, 1.0) + self.gain_offset
         shift = read(self.shift_key, 0.0)
         if self.var_key is not None:
             scale = scale / torch.sqrt(read(self.var_key, 1.0) + self.eps)

@@ -68,6 +68,31 @@ def parts_of(head_shape, nodes: int, views: list, ends: list) -> list[Part] | No
     return parts
 
 
+def views_between(head, value) -> list | None:
+    """The view ops from a layer's value as produced (head) to `value`, in order, or None."""
+    views = []
+    while value is not head:
+        if op_name(value) not in REPLAYED or not hasattr(value.args[0], "op"):
+            return None
+        views.append(value)
+        value = value.args[0]
+    return views[::-1]
+
+
+def siblings(node, op: str) -> list:
+    """The selects or slices of the same value along the same dimension as `node` (each a part,
+    if that value is a fused layer's), in the order of their index or start."""
+    def dim_and_start(user):
+        args = [*user.args, 0, 0][1:3]
+        return args[0], 0 if args[1] is None else args[1]
+
+    dim = dim_and_start(node)[0]
+    found = [user for user in node.args[0].users if op_name(user) == op and dim_and_start(user)[0] == dim]
+    if not all(isinstance(dim_and_start(user)[1], int) for user in found):
+        return [node]  # an index computed in the graph: not a fused layer's parts
+    return sorted(found, key=lambda user: dim_and_start(user)[1])
+
+
 def _sample_order(piece, rows, nodes: int):
     """The order that puts the elements of a sample of the part's value (its first dimension:
     the batch) as (position, node) rows; None if they are already, False if a sample does not

@@ -24,6 +24,7 @@ AVG_POOLS = {"avg_pool1d", "avg_pool2d", "avg_pool3d", "adaptive_avg_pool1d", "a
 ATTENTION = {"scaled_dot_product_attention", "_scaled_dot_product_flash_attention",
              "_scaled_dot_product_efficient_attention", "_scaled_dot_product_cudnn_attention"}
 MATMUL = {"matmul", "bmm", "mm", "einsum", "baddbmm"}
+ARITHMETIC = {"add", "add_", "sub", "sub_", "mul", "mul_", "div", "div_"}
 SOFTMAX = {"softmax", "_softmax", "log_softmax", "_log_softmax", "_safe_softmax"}
 REDUCTIONS = {"mean", "sum", "var", "std", "var_mean", "amax", "amin", "norm", "linalg_vector_norm", "logsumexp"}
 REASONS = {

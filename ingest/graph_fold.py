@@ -14,7 +14,7 @@ from numba import types
 from numba.extending import intrinsic
 
 from .fused_sums import compile_kernel
-from .graph_plan import AT, COLUMNS, GAIN, IDENTITY, NONE, OWN, ROW0, ROWS, SHIFT, SIZE, VAR, WITH_SHIFT
+from .graph_plan import AT, COLUMNS, GAIN, GIVEN, IDENTITY, NONE, OWN, ROW0, ROWS, SHIFT, SIZE, VAR, WITH_SHIFT
 
 ROW, COLUMN, READ_SHIFT, BIAS = range(4)  # the vectors a layer may have, in this order
 
@@ -48,15 +48,16 @@ def _vector(addresses, key, size):
 
 def _affine_maps(first, stop, kind, in_at, out_at, affine_uses, affines, values, addresses):
     """The scale and shift of each affine map the layers first..stop-1 fold (folding.Affine.scale_shift),
-    but BatchNorm's: torch's square root of float32 is not the correctly rounded one in every
-    case (5 of 30 values differed by an ulp), so GraphVersion gives torch's."""
+    but those GraphVersion gives from torch (folding.Affine.given): BatchNorm's, since torch's square
+    root of float32 is not the correctly rounded one in every case (5 of 30 values differed by an
+    ulp), and a gain stored as its offset from one, rare enough to keep out of this loop."""
     done = np.zeros(affines.shape[0], np.bool_)
     for layer in range(first, stop):
         if kind[layer] == OWN:
             continue
         for use in range(in_at[layer, 0], out_at[layer, 1]):
             a = affine_uses[use]
-            if done[a] or affines[a, VAR] != NONE:  # BatchNorm's: torch's, given (GraphVersion)
+            if done[a] or affines[a, GIVEN]:
                 continue
             done[a] = True
             size, at = affines[a, SIZE], affines[a, AT]

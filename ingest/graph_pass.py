@@ -67,7 +67,7 @@ class GraphVersion:
         from .layer_passes import LayerPass
 
         plan, sums = self.plan, self.node_sums
-        for affine, size, at, keys in plan.batch_norms:
+        for affine, size, at, keys in plan.given:
             if all(key in self.held and self.sound[key] for key in keys):
                 scale, shift = affine.scale_shift(self.tensors, size, torch.float32)
                 self.affine_values[at:at + 2 * size] = torch.cat((scale, shift)).numpy()

@@ -23,8 +23,9 @@ NONE = -1
 # the columns of Plan.dims
 KEY, ROW0, ROWS, COLUMNS = range(4)
 # the columns of Plan.affines: the keys of an affine map's gain, shift, mean and variance, whether
-# its shift is added here, how many nodes it acts on, and where its scale and shift go in their buffer
-GAIN, SHIFT, MEAN, VAR, WITH_SHIFT, SIZE, AT = range(7)
+# its shift is added here, whether torch computes it (folding.Affine.given), how many nodes it acts on,
+# and where its scale and shift go in their buffer
+GAIN, SHIFT, MEAN, VAR, WITH_SHIFT, GIVEN, SIZE, AT = range(8)
 
 
 @dataclass
@@ -46,7 +47,7 @@ class Plan:
     out_at: np.ndarray  # ... and its out-affines
     affines: np.ndarray  # each affine map at one size: the columns above
     affine_values: int  # the length of the buffer of their scales and shifts
-    batch_norms: list  # (folding.Affine, size, where, keys) of those with running statistics: torch computes them
+    given: list  # (folding.Affine, size, where, keys) of those torch computes (folding.Affine.given)
     node_at: np.ndarray  # (first node read, first node entered) in the node sums
     has_bias: np.ndarray
     positions: np.ndarray  # the sample positions of the weights, of every layer end to end
@@ -72,7 +73,7 @@ class _Builder:
         self.keys: dict[str, int] = {}
         self.shapes, self.matrix = [], []
         self.affine_rows: dict[tuple, int] = {}
-        self.affines, self.batch_norms, self.affine_values = [], [], 0
+        self.affines, self.given, self.affine_values = [], [], 0
 
     def plan(self) -> Plan:
         layers = self.network.topology.weight_layers
@@ -108,8 +109,8 @@ class _Builder:
         return Plan(self.network.topology, self.link_weights.exact_limit, list(self.keys), self.shapes, self.matrix,
                     kind, layer_keys, dims, links, np.where(kind == LINEAR, 4 * links, 0),
                     np.array(bias_keys, np.int64), _pairs(bias_at), np.array(uses, np.int64), _pairs(in_at),
-                    _pairs(out_at), np.array(self.affines, np.int64).reshape(-1, 7), self.affine_values,
-                    self.batch_norms, _pairs(node_at), np.array(has_bias), *_flat(positions), *_flat(bias_positions),
+                    _pairs(out_at), np.array(self.affines, np.int64).reshape(-1, AT + 1), self.affine_values,
+                    self.given, _pairs(node_at), np.array(has_bias), *_flat(positions), *_flat(bias_positions),
                     np.stack((ends - lengths, ends), 1))
 
     def _layer(self, layer):
@@ -160,9 +161,9 @@ class _Builder:
             found = self.affine_rows[affine, size] = len(self.affines)
             keys = [NONE if key is None else self.keys[key] for key in
                     (affine.gain_key, affine.shift_key, affine.mean_key, affine.var_key)]
-            self.affines.append((*keys, affine.with_shift, size, self.affine_values))
-            if affine.var_key is not None:
-                self.batch_norms.append((affine, size, self.affine_values, [k for k in keys if k != NONE]))
+            self.affines.append((*keys, affine.with_shift, affine.given, size, self.affine_values))
+            if affine.given:
+                self.given.append((affine, size, self.affine_values, [k for k in keys if k != NONE]))
             self.affine_values += 2 * size
         return found
 

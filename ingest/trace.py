@@ -23,6 +23,7 @@ node layers side by side; recurrent layers unroll (recurrent.py).
 
 from __future__ import annotations
 
+import functools
 import heapq
 from dataclasses import dataclass, field, replace
 
@@ -33,9 +34,10 @@ from nngraph.errors import NNGraphError
 from .folding import Affine
 from .fx_nodes import (ATTENTION, AVG_POOLS, BATCH_NORMS, CONV, MATMUL, NORMS, REASONS, REDUCTIONS, SOFTMAX, VIEWS,
                        Opaque, Parts, Ref, Seq, block_of, conv_padding, expand, module_label, numel, op_name, shape_of)
-from .fused_parts import REPLAYED, SPLITS, parts_of
+from .fused_parts import SPLITS, parts_of, siblings, views_between
 from .network import Topology, WeightLayer
 from .recurrent import RECURRENT_OPS, unroll_op
+from .value_flow import only_into, pattern_only
 
 @dataclass
 class Walk:
@@ -51,6 +53,7 @@ class Walk:
     def __post_init__(self):
         signature = self.program.graph_signature
         self.params = {**signature.inputs_to_parameters, **signature.inputs_to_buffers}
+        self.position = {node: number for number, node in enumerate(self.program.graph.nodes)}
 
     # --- node layers -------------------------------------------------------------------------
     def find(self, index: int) -> int:
@@ -104,15 +107,15 @@ class Walk:
 
     def fresh(self, index: int, *consumers) -> bool:
         """Does everything computed from this layer's nodes, as produced, flow only into the
-        consumers (through views, dropout or activations)? Then they may fold into its links."""
-        node = self.head.get(index)
-        if node is None or not any(w.dst == index for w in self.topology.weight_layers):
+        consumers (value_flow.only_into)? Then they may fold into its links."""
+        head = self.head.get(index)
+        if head is None or not any(w.dst == index for w in self.topology.weight_layers):
             return False
+        return only_into(head, consumers, self.position, self.is_param)
 
-        def only_into(value) -> bool:
-            return all(user in consumers or (op_name(user) in VIEWS or _unary(user)) and only_into(user)
-                       for user in value.users)
-        return only_into(node)
+    @functools.cached_property
+    def pattern_only(self) -> dict:
+        return pattern_only(self.program.graph)
 
     # --- weight layers -------------------------------------------------------------------------
     def add_weight_layer(self, layer: WeightLayer) -> None:
@@ -182,14 +185,14 @@ class Walk:
             return self.binary(node, "mul")
         if op == "cat":
             return self.concat(node)
-        if op in SPLITS or op == "select" and isinstance(self.origin.get(node.args[0]), Ref):
+        if op in SPLITS or op in ("select", "slice") and isinstance(self.origin.get(node.args[0]), Ref):
             return self.split(node, op, tensors)
         if op == "select" and isinstance(self.origin.get(node.args[0]), Seq):
             return self.select_step(node)
         if op == "getitem" and isinstance(self.origin.get(node.args[0]), Parts):
             self.origin[node] = self.origin[node.args[0]].values[int(node.args[1])]
             return
-        self.elementwise(node, op, tensors)
+        self.elementwise(node, op, tensors + [a for a in lists if hasattr(a.meta.get("val"), "shape")])  # stack's
 
     def weight_param(self, node, op: str):
         """(the 2-D parameter a linear map reads, whether it is stored (in, out)) or None: `x @ W`
@@ -273,8 +276,7 @@ class Walk:
         if isinstance(ref, Ref) and ref.layer is not None and gain is not None:
             shape = self.topology.node_layers[self.find(ref.layer)].shape
             if len(shape) == 1 and numel(shape_of(gain)) not in (1, shape[0]):
-                path, cls = module_label(node)
-                return Opaque(node, frozenset({self.find(ref.layer)}), ((path, cls, REASONS["head_norm"]),))
+                return Opaque(node, frozenset({self.find(ref.layer)}), (self.note(node, REASONS["head_norm"]),))
         if isinstance(ref, Ref) and ref.layer is not None and not ref.gains and self.fresh(self.find(ref.layer), node):
             self.fold_out(self.find(ref.layer), affine, node)
             return Ref(self.find(ref.layer))
@@ -297,8 +299,8 @@ class Walk:
             return
         dims = node.args[1] if len(node.args) > 1 and isinstance(node.args[1], (list, tuple)) else range(len(shape))
         reduced = sorted(int(d) % len(shape) for d in dims)
-        if self.is_map(ref, shape):
-            if op == "mean" and reduced == list(range(2, len(shape))) and len(shape) > 2:
+        if self.is_map(ref, shape) and len(shape) > 2:  # (batch, features) is no map: its mean is a statistic
+            if op == "mean" and reduced == list(range(2, len(shape))):
                 return self.avg_pool(node, op)
             return self.opaque(node, [x], f"{op} over a feature map has no fixed links: the graph is cut here")
         nodes = self.topology.node_layers[self.find(ref.layer)].nodes
@@ -392,8 +394,10 @@ class Walk:
             return
         if len(mapped) == 1 and not any(isinstance(r, (Opaque, Seq)) for r in refs):
             ref, other = (refs[0], b) if isinstance(refs[0], Ref) else (refs[1], a)
-            if self.is_param(other) and numel(shape_of(other)) > 1:  # a learned per-node gain or shift
-                affine = Affine(self.params[other.name], None) if op == "mul" else Affine(None, self.params[other.name])
+            learned = self.learned_vector(other)
+            if learned and (op == "mul" or not learned[1]):  # a learned per-node gain or shift
+                key, offset = learned
+                affine = Affine(key, None, gain_offset=offset) if op == "mul" else Affine(None, key)
                 self.origin[node] = self.with_gain(ref, node, affine, other)
                 path, cls = module_label(node)
                 if "norm" in cls.lower() and not self.cut_here(node):  # RMSNorm written by hand
@@ -410,6 +414,20 @@ class Walk:
             if not any(isinstance(r, Opaque) and r.layers & own for r in refs):  # not x + f(x) without links
                 return self.residual(node, [r if isinstance(r, Ref) else Ref(None, r.root) for r in refs], a, b)
         self.elementwise(node, op, [a, b])
+
+    def learned_vector(self, value) -> tuple[str, float] | None:
+        """(its stored key, a number added to it) when the value is a stored vector of more than
+        one value, cast (`w.float()`) or plus a number (Gemma's norms: `x * (1 + w)`); else None."""
+        offset = 0.0
+        while op_name(value) in ("to", "_to_copy", "type_as", "add") and not value.kwargs:
+            if op_name(value) == "add":
+                if not isinstance(value.args[1], (int, float)):
+                    return None
+                offset += value.args[1]
+            value = value.args[0]
+        if self.is_param(value) and numel(shape_of(value)) > 1:
+            return self.params[value.name], offset
+        return None
 
     def same_nodes(self, first: Ref, second: Ref) -> bool:
         if first.gains != second.gains:
@@ -470,30 +488,29 @@ class Walk:
 
     def split(self, node, op: str, tensors) -> None:
         """A fused projection (qkv) split into parts, or indexed part by part (Bloom's selects of a
-        (heads, 3, head_dim) view): one weight layer per part, each reading the stored rows its
-        part holds, found by replaying the views between them (fused_parts.py). Anything else
-        split is cut."""
+        (heads, 3, head_dim) view, Phi-3's slices of its qkv output): one weight layer per part,
+        each reading the stored rows its part holds, found by replaying the views between them
+        (fused_parts.py). Anything else split is cut."""
         source = node.args[0]
-        ends = [node]
-        if op == "select":  # every part at once: the first select of the fused value reads them all
-            ends = sorted((user for user in source.users if op_name(user) == "select" and user.args[1] == node.args[1]),
-                          key=lambda user: int(user.args[2]))
+        indexed = op in ("select", "slice")
+        ends = siblings(node, op) if indexed else [node]  # the first of them reads every part
         ref = self.origin.get(source)
         layer = self.find(ref.layer) if isinstance(ref, Ref) and ref.layer is not None else None
         entering = self.entering(layer) if layer is not None else []
         parts = None
         if len(entering) == 1 and self.topology.weight_layers[entering[0]].kind == "linear" \
-                and self.fresh(layer, *ends):
-            views = self.views_between(self.head[layer], source)
+                and self.topology.weight_layers[entering[0]].rows is None and self.fresh(layer, *ends) \
+                and (op != "slice" or source is self.head[layer]):  # not rotary's slices of each head
+            views = views_between(self.head[layer], source)
             parts = views is not None and parts_of(shape_of(self.head[layer]), self.topology.node_layers[layer].nodes,
                                                   views, ends)
         if not parts or len(parts) < 2:
-            if op == "select":
+            if indexed:
                 return self.elementwise(node, op, tensors)  # a position picked (BERT's pooler reads token 0)
             return self.opaque(node, [source], "a split of node layers: the graph is cut here")
         fused = self.topology.weight_layers[entering[0]]
-        values = ends if op == "select" else [user for user in node.users if op_name(user) == "getitem"]
-        values = {int(user.args[-1]): user for user in values}
+        values = ends if indexed else [user for user in node.users if op_name(user) == "getitem"]
+        values = dict(enumerate(values)) if indexed else {int(user.args[-1]): user for user in values}
         refs, nodes = [], self.topology.node_layers[layer].nodes
         for number, part in enumerate(parts):
             name = f"{fused.name}[{number}]"
@@ -509,21 +526,11 @@ class Walk:
             else:
                 self.add_weight_layer(replace(weights, dst=dst))
             refs.append(Ref(dst))
-        if op == "select":
+        if indexed:
             for number, user in values.items():
                 self.origin[user] = refs[number]
         else:
             self.origin[node] = Parts(tuple(refs))
-
-    def views_between(self, head, value) -> list | None:
-        """The view ops from a layer's value as produced to `value`, in order, or None."""
-        views = []
-        while value is not head:
-            if op_name(value) not in REPLAYED or not hasattr(value.args[0], "op"):
-                return None
-            views.append(value)
-            value = value.args[0]
-        return views[::-1]
 
     def select_step(self, node) -> None:
         seq = self.origin[node.args[0]]
@@ -556,6 +563,8 @@ class Walk:
     def elementwise(self, node, op: str, tensors) -> None:
         """Views, activations and other one-input maps keep the nodes; anything that changes the
         node set, or combines node layers without fixed links, is opaque."""
+        if op == "type_as":
+            tensors = tensors[:1]  # the second gives only the type
         refs = [self.ref(t) for t in tensors]
         mapped = [r for r in refs if r is not None]
         if op in SOFTMAX:  # weights over positions: attention's probabilities, whatever they were summed from
@@ -587,8 +596,11 @@ class Walk:
             elif isinstance(ref, Opaque):
                 layers |= ref.layers
                 notes += ref.notes
-        path, cls = module_label(node)
-        self.origin[node] = Opaque(node, frozenset(layers), tuple(dict.fromkeys([*notes, (path, cls, reason)])))
+        self.origin[node] = Opaque(node, frozenset(layers), tuple(dict.fromkeys([*notes, self.note(node, reason)])))
+
+    def note(self, node, reason: str) -> tuple[str, str, str]:
+        """What a cut at this node is listed as: a cut on the way to q and k's pattern costs no links."""
+        return (*module_label(node), REASONS["attention_only"] if self.pattern_only[node] else reason)
 
     # --- the result ----------------------------------------------------------------------------
     def finish(self) -> Topology:
@@ -634,7 +646,8 @@ class Walk:
     def drop_unlearned_pieces(self, weight_layers: list) -> list:
         """The weight layers of the graph's connected pieces that hold a learned link. A piece of
         identity or pooling links alone between cut layers (rotary position embeddings of part of
-        q and k, as GPT-NeoX and Phi apply them) carries no weight: it is listed, not kept."""
+        q and k, as GPT-NeoX and Phi apply them: feeding only the attention pattern) carries no
+        weight: it is listed, not kept."""
         piece = {}
 
         def root(layer):
@@ -649,9 +662,11 @@ class Walk:
         for w in weight_layers:
             if root(self.find(w.dst)) in learned:
                 kept.append(w)
+            elif self.pattern_only[self.head[self.find(w.dst)]]:  # rotary embeddings of part of q and k
+                self.topology.skip(w.name, w.kind, REASONS["attention_only"])
             else:
-                self.topology.skip(w.name, w.kind, "links between cut layers that no learned link reaches or leaves "
-                                                   "(e.g. rotary position embeddings of part of q and k): left out")
+                self.topology.skip(w.name, w.kind, "links between cut layers that no learned link reaches or "
+                                                   "leaves: left out")
         return kept
 
 

@@ -143,24 +143,30 @@ def test_a_post_norm_gain_folds_into_the_links_entering_it():
 
 
 class Block(nn.Module):
-    """A pre-norm transformer block: one head, attention by scaled_dot_product_attention."""
+    """A pre-norm transformer block: one head, attention by scaled_dot_product_attention; its
+    fused qkv split (GPT-2) or sliced (Phi-3)."""
 
-    def __init__(self, d=4, hidden=6, fused=False):
+    def __init__(self, layout, d=4, hidden=6):
         super().__init__()
+        self.layout, self.d = layout, d
         self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
-        self.fused = fused
         self.qkv = nn.Linear(d, 3 * d)
         self.o, self.up, self.down = nn.Linear(d, d), nn.Linear(d, hidden), nn.Linear(hidden, d)
 
     def forward(self, x):
-        q, k, v = self.qkv(self.ln1(x)).split(x.shape[-1], dim=-1)
+        fused, d = self.qkv(self.ln1(x)), self.d
+        if self.layout == "split":
+            q, k, v = fused.split(d, dim=-1)
+        else:
+            q, k, v = fused[..., :d], fused[..., d:2 * d], fused[..., 2 * d:]
         a = F.scaled_dot_product_attention(q[:, None], k[:, None], v[:, None])[:, 0]
         m = x + self.o(a)
         return m + self.down(torch.relu(self.up(self.ln2(m))))
 
 
-def test_the_residual_stream_graph_of_a_transformer_block():
-    m = seeded(Block()).double()
+@pytest.mark.parametrize("layout", ["split", "slice"])
+def test_the_residual_stream_graph_of_a_transformer_block(layout):
+    m = seeded(Block(layout)).double()
     g1, b1, g2, b2 = m.ln1.weight, m.ln1.bias, m.ln2.weight, m.ln2.bias
     W, bias = m.qkv.weight, m.qkv.bias
     # node layers in forward order: r 0, q 1, k 2, v 3, o 4, m 5, u 6, next r 7
@@ -177,6 +183,76 @@ def test_the_residual_stream_graph_of_a_transformer_block():
     assert [layer.layer.kind for layer in result.node_layers] == ["input", "linear", "linear", "linear",
                                                                   "attention", "linear", "linear", "linear"]
     assert [w.layer.rows for w in result.weight_layers[:3]] == [(0, 4), (4, 8), (8, 12)]
+
+
+class OffsetNorm(nn.Module):
+    """RMSNorm as Gemma writes it: the gain stored as its offset from one, applied in float32."""
+
+    def __init__(self, d):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(d))
+
+    def forward(self, x):
+        y = x.float() * torch.rsqrt(x.float().pow(2).mean(-1, keepdim=True) + 1e-6)
+        return (y * (1.0 + self.weight.float())).type_as(x)
+
+
+class Sandwich(nn.Module):
+    """Gemma 2's block: a norm before the layer and another on its output, before the residual."""
+
+    def __init__(self):
+        super().__init__()
+        self.pre, self.post, self.a, self.b = OffsetNorm(4), OffsetNorm(4), nn.Linear(4, 4), nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.b(x + self.post(self.a(self.pre(x))))
+
+
+@pytest.mark.parametrize("input_shape", [None, (3, 4)])  # (batch, features); (batch, tokens, features)
+def test_a_gain_stored_as_its_offset_from_one_folds_as_one_plus_it(input_shape):
+    """The norm before `a` folds into the links that read it, the norm on a's output (which
+    nothing else reads: its own statistics are computed from it) into the links entering it."""
+    m = seeded(Sandwich())
+    pre, post = 1 + m.pre.weight, 1 + m.post.weight
+    edges = dense(post[:, None] * m.a.weight * pre[None, :], 0, 1) + identity(0, 1, 4) + dense(m.b.weight, 1, 2)
+    result = check(m, edges, {1: as_numpy(post * m.a.bias), 2: as_numpy(m.b.bias)}, input_shape)
+    assert {s.name: s.reason for s in result.skipped} == {"pre": REASONS["standardise"], "post": REASONS["standardise"]}
+
+
+class Rotary(nn.Module):
+    """Attention with rotary position embeddings of q and k: of their halves (LLaMA's
+    rotate_half, a concatenation) or of interleaved pairs (GPT-J's and Cohere's, a stack)."""
+
+    def __init__(self, layout):
+        super().__init__()
+        self.layout = layout
+        self.q, self.k, self.v, self.o = (nn.Linear(4, 4) for _ in range(4))
+        self.register_buffer("frequency", torch.tensor([1.0, 0.5, 1.0, 0.5]))
+
+    def rotated(self, x):
+        angle = torch.arange(x.shape[1], dtype=x.dtype)[:, None] * self.frequency.to(x.dtype)
+        if self.layout == "halves":
+            turned = torch.cat([-x[..., 2:], x[..., :2]], dim=-1)
+        else:
+            turned = torch.stack([-x[..., 1::2], x[..., ::2]], dim=-1).flatten(-2)
+        return x * angle.cos() + turned * angle.sin()
+
+    def forward(self, x):
+        a = F.scaled_dot_product_attention(self.rotated(self.q(x)), self.rotated(self.k(x)), self.v(x))
+        return self.o(a)
+
+
+@pytest.mark.parametrize("layout", ["halves", "pairs"])
+def test_rotary_embeddings_are_listed_as_feeding_only_the_attention_pattern(layout):
+    """Their slices, products, concatenation or stack cut nothing the graph could hold: q and k
+    have in-links only. They are listed once, as that, with no cut layer."""
+    model = seeded(nn.Sequential(Rotary(layout)))
+    m = model[0]
+    edges = dense(m.q.weight, 0, 1) + dense(m.k.weight, 0, 2) + dense(m.v.weight, 0, 3) + identity(3, 4, 4) \
+        + dense(m.o.weight, 4, 5)
+    biases = {1: as_numpy(m.q.bias), 2: as_numpy(m.k.bias), 3: as_numpy(m.v.bias), 5: as_numpy(m.o.bias)}
+    result = check(model, edges, biases, input_shape=(3, 4))
+    assert [(s.name, s.kind, s.reason) for s in result.skipped] == [("0", "Rotary", REASONS["attention_only"])]
 
 
 class HeadByHead(nn.Module):

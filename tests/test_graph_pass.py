@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from graph_check import stored_edges, strengths_from_edges
 from nngraph.ingest import compute_metrics, graph_pass, layer_passes, load_network, network_from_module
 from test_architecture_properties import LinearBlock, Recurrent, ScaleNorm, seeded
+from test_architectures import Sandwich
 
 
 def both_ways(network, window_bytes):
@@ -92,6 +93,15 @@ def test_the_graph_pass_on_real_models(real_models, name):
     if name == "minilm":
         assert len(read) == len(network.topology.weight_layers)
     assert read, name
+
+
+def test_the_graph_pass_folds_a_gain_stored_as_its_offset_from_one():
+    """Gemma's norms (1 + w): torch computes such a map's scale for the call, as BatchNorm's."""
+    network = network_from_module(seeded(Sandwich(), 5).float(), (3, 4))
+    assert any(affine.gain_offset == 1 for w in network.topology.weight_layers for affine in w.in_affines)
+    together, apart, read = both_ways(network, 1 << 28)
+    assert [layer.kind for layer in read] == ["linear", "identity", "linear"]
+    assert_same_metrics(together, apart)
 
 
 def test_a_nan_weight_read_by_the_graph_pass_is_found():

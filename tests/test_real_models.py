@@ -16,6 +16,7 @@ from nngraph.errors import NNGraphError
 from nngraph.ingest import compute_metrics, load_network
 from nngraph.ingest.sources import load_runnable
 from nngraph.ingest.activations import data_metrics
+from nngraph.ingest.fx_nodes import REASONS
 
 NAMES = ["minilm", "gpt2", "bert", "llama", "falcon", "phi", "gpt_neox", "vit", "resnet", "lstm", "gru"]
 # what each model lists as having no links of its own, by kind: nothing else may be cut or dropped
@@ -23,10 +24,10 @@ SKIPPED_KINDS = {"minilm": {"Embedding": 3, "LayerNorm": 13}, "gpt2": {"Embeddin
                  "bert": {"Embedding": 3, "LayerNorm": 5},
                  "llama": {"Embedding": 1, "LlamaRMSNorm": 5, "LlamaAttention": 2},  # rotary q and k: no links
                  "falcon": {"Embedding": 1, "LayerNorm": 3, "FalconAttention": 2},
-                 # rotary embeddings of half of q and k: their slices and products, and the pieces
-                 # of identity links they leave between cut layers
-                 "phi": {"Embedding": 1, "LayerNorm": 3, "PhiAttention": 8, "identity": 2},
-                 "gpt_neox": {"Embedding": 1, "LayerNorm": 5, "GPTNeoXAttention": 8, "identity": 2},
+                 # rotary embeddings of half of q and k: each attention module once, and the piece of
+                 # identity links each leaves between cut layers, all as feeding only the attention pattern
+                 "phi": {"Embedding": 1, "LayerNorm": 3, "PhiAttention": 2, "identity": 2},
+                 "gpt_neox": {"Embedding": 1, "LayerNorm": 5, "GPTNeoXAttention": 2, "identity": 2},
                  "vit": {"LayerNorm": 5, "ViTEmbeddings": 2},  # the class token and positions: cut
                  "resnet": {"BatchNorm2d": 5, "MaxPool2d": 1},
                  "lstm": {}, "gru": {}}
@@ -244,15 +245,89 @@ def test_bloom_qkv_indexed_head_by_head_and_attention_over_batch_times_heads(tmp
     np.testing.assert_allclose(strength.per_node()[1], o.std(0, unbiased=False).numpy(), atol=1e-5)
 
 
+def test_phi3_qkv_sliced_from_its_fused_output(tmp_path):
+    """Phi-3 (and Phi-4) slices q, k and v from its fused qkv's output, and chunks its fused
+    gate_up: each slice reads its run of rows (4 query heads, 2 shared k and v heads), v feeds
+    o, and the gated MLP's two halves enter one hidden layer. One residual stream, no cut."""
+    import transformers
+
+    transformers.set_seed(0)
+    transformers.Phi3Model(transformers.Phi3Config(
+        hidden_size=32, num_hidden_layers=1, num_attention_heads=4, num_key_value_heads=2, intermediate_size=48,
+        vocab_size=64, max_position_embeddings=32, pad_token_id=0, bos_token_id=1, eos_token_id=2)) \
+        .save_pretrained(tmp_path)
+    network = load_network(tmp_path)
+    topology = network.topology
+    layers = {w.name: w for w in topology.weight_layers}
+    parts = [layers[f"layers.0.self_attn.qkv_proj[{i}]"] for i in range(3)]
+    assert [(w.rows, w.row_period) for w in parts] == [((0, 32), 0), ((32, 48), 0), ((48, 64), 0)]
+    assert layers["layers.0.self_attn (v -> o)"].src == parts[2].dst
+    assert layers["layers.0.mlp.gate_up_proj[0]"].dst == layers["layers.0.mlp.gate_up_proj[1]"].dst
+    assert reachable(topology, 0) == set(range(len(topology.node_layers)))
+    assert [layer.kind for layer in topology.node_layers].count("cut") == 0
+    with safe_open(str(tmp_path / "model.safetensors"), "pt") as handle:
+        w = handle.get_tensor("layers.0.self_attn.qkv_proj.weight").double()
+        g = handle.get_tensor("layers.0.input_layernorm.weight").double()
+    result = compute_metrics(network, persistence=False)
+    np.testing.assert_allclose(result.node_layers[parts[2].dst].s_in, (w[48:] * g).sum(1), atol=1e-6)
+    measured, fused = measured_beside(tmp_path, lambda m: m.layers[0].self_attn.qkv_proj,
+                                      lambda args, out: out.reshape(-1, 64))
+    for part, rows in zip(parts, (slice(0, 32), slice(32, 48), slice(48, 64))):
+        np.testing.assert_allclose(measured[part.dst].strength.per_node()[0], fused[:, rows].mean(0).numpy(),
+                                   atol=1e-5)
+
+
+def test_gemma2_norms_fold_their_gains_stored_as_offsets_from_one(tmp_path):
+    """Gemma's RMSNorm multiplies by 1 + w (w stored), in float32, and casts back with type_as.
+    Gemma 2 normalises each layer's input and, before the residual addition, its output: the
+    first gain folds into the links reading it, the second into W_O's links entering the
+    residual stream. One residual stream, no cut; every norm listed as folded."""
+    import transformers
+
+    transformers.set_seed(0)
+    model = transformers.Gemma2Model(transformers.Gemma2Config(
+        hidden_size=32, num_hidden_layers=1, num_attention_heads=4, num_key_value_heads=2, head_dim=8,
+        intermediate_size=48, vocab_size=64, max_position_embeddings=32))
+    with torch.no_grad():  # its norms start at w = 0 (a gain of one): give them gains of their own
+        for name, parameter in model.named_parameters():
+            if "norm" in name:
+                parameter.normal_(0, 0.5)
+    model.save_pretrained(tmp_path)
+    network = load_network(tmp_path)
+    topology = network.topology
+    assert reachable(topology, 0) == set(range(len(topology.node_layers)))
+    assert [layer.kind for layer in topology.node_layers].count("cut") == 0
+    norms = [s for s in topology.skipped if s.kind == "Gemma2RMSNorm"]
+    assert len(norms) == 5 and all(s.reason == REASONS["standardise"] for s in norms)
+    layers = {w.name: w for w in topology.weight_layers}
+    q, o = layers["layers.0.self_attn.q_proj"], layers["layers.0.self_attn.o_proj"]
+    assert next(w for w in topology.weight_layers if w.name == "layers.0 (residual)").dst == o.dst
+    with safe_open(str(tmp_path / "model.safetensors"), "pt") as handle:
+        read = lambda key: handle.get_tensor(key).double()  # noqa: E731
+        w_q, w_o = read("layers.0.self_attn.q_proj.weight"), read("layers.0.self_attn.o_proj.weight")
+        g_in, g_post = read("layers.0.input_layernorm.weight"), read("layers.0.post_attention_layernorm.weight")
+    result = compute_metrics(network, persistence=False)
+    np.testing.assert_allclose(result.node_layers[q.dst].s_in, (w_q * (1 + g_in)).sum(1), atol=1e-6)
+    np.testing.assert_allclose(result.node_layers[o.dst].s_in, ((1 + g_post)[:, None] * w_o).sum(1) + 1, atol=1e-6)
+    # NS of the residual stream after attention: what Gemma 2's pre-feedforward norm reads
+    measured, stream = measured_beside(tmp_path, lambda m: m.layers[0].pre_feedforward_layernorm,
+                                       lambda args, out: args[0].reshape(-1, 32))
+    np.testing.assert_allclose(measured[o.dst].strength.per_node()[0], stream.mean(0).numpy(), atol=1e-5)
+
+
 def test_phi_partial_rotary_leaves_one_residual_stream(real_models):
     """Rotary embeddings of half of q and k make pieces of identity links between cut layers with
-    no learned link: they are listed and left out, and the residual stream is one piece."""
+    no learned link: they are listed and left out, and the residual stream is one piece. Their
+    slices, products and concatenation lead only to the attention pattern, and are listed as that,
+    once for each attention module."""
     path, _ = real_models["phi"]
     topology = load_network(path).topology
     assert [layer.kind for layer in topology.node_layers].count("cut") == 0
     assert reachable(topology, 0) == set(range(len(topology.node_layers)))
-    dropped = [s for s in topology.skipped if s.kind == "identity"]
-    assert len(dropped) == 2 and all("no learned link" in s.reason for s in dropped)
+    attention = {(s.name, s.kind) for s in topology.skipped if s.reason == REASONS["attention_only"]}
+    assert attention == {(f"model.layers.{i}.self_attn{piece}", kind) for i in range(2)
+                         for piece, kind in (("", "PhiAttention"), (" (residual)", "identity"))}
+    assert all(s.reason != REASONS["attention_only"] for s in topology.skipped if s.kind == "LayerNorm")
 
 
 def test_vit_reads_its_stored_names_and_its_image_size_from_the_config(real_models):
