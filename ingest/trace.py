@@ -419,7 +419,7 @@ class Walk:
         """(its stored key, a number added to it) when the value is a stored vector of more than
         one value, cast (`w.float()`) or plus a number (Gemma's norms: `x * (1 + w)`); else None."""
         offset = 0.0
-        while op_name(value) in ("to", "_to_copy", "type_as", "add") and not value.kwargs:
+        while hasattr(value, "op") and op_name(value) in ("to", "_to_copy", "type_as", "add") and not value.kwargs:
             if op_name(value) == "add":
                 if not isinstance(value.args[1], (int, float)):
                     return None
