@@ -146,7 +146,7 @@ class Block(nn.Module):
     """A pre-norm transformer block: one head, attention by scaled_dot_product_attention; its
     fused qkv split (GPT-2) or sliced (Phi-3)."""
 
-    def __init__(self, layout, d=4, hidden=6):
+    def __init__(self, layout="split", d=4, hidden=6):
         super().__init__()
         self.layout, self.d = layout, d
         self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
