@@ -69,6 +69,11 @@ class Opaque:
     notes: tuple = ()  # (module path, kind, reason)
 
 
+def operands(node) -> list:
+    """The graph values among a node's arguments (not its numbers, shapes or lists)."""
+    return [a for a in node.args if hasattr(a, "op")]
+
+
 def op_name(node) -> str:
     return getattr(node.target, "_opname", None) or getattr(node.target, "__name__", str(node.target))
 

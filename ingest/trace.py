@@ -33,7 +33,8 @@ from nngraph.errors import NNGraphError
 
 from .folding import Affine
 from .fx_nodes import (ATTENTION, AVG_POOLS, BATCH_NORMS, CONV, MATMUL, NORMS, REASONS, REDUCTIONS, SOFTMAX, VIEWS,
-                       Opaque, Parts, Ref, Seq, block_of, conv_padding, expand, module_label, numel, op_name, shape_of)
+                       Opaque, Parts, Ref, Seq, block_of, conv_padding, expand, module_label, numel, op_name, operands,
+                       shape_of)
 from .fused_parts import SPLITS, parts_of, siblings, views_between
 from .network import Topology, WeightLayer
 from .recurrent import RECURRENT_OPS, unroll_op
@@ -150,7 +151,7 @@ class Walk:
         return self.finish()
 
     def visit(self, node, op: str) -> None:
-        tensors = [a for a in node.args if hasattr(a, "op")]
+        tensors = operands(node)
         lists = [a for arg in node.args if isinstance(arg, (list, tuple)) for a in arg if hasattr(a, "op")]  # cat
         if "embedding" in op:  # token ids in, the data's first nodes out
             self.topology.skip(module_label(node)[0], "Embedding", REASONS["embedding"])
@@ -573,7 +574,7 @@ class Walk:
         if len(mapped) == 1 and isinstance(mapped[0], Ref) and (view or self.keeps_nodes(node, mapped[0])):
             self.origin[node] = mapped[0]
             return
-        if len(mapped) == 1 and isinstance(mapped[0], (Opaque, Seq)) and (view or _unary(node)):
+        if len(mapped) == 1 and isinstance(mapped[0], (Opaque, Seq)) and (view or len(operands(node)) == 1):
             self.origin[node] = mapped[0]
             return
         reason = REASONS["max_pool"] if "max_pool" in op else f"{op} has no fixed links (METRICS.md section 9): " \
@@ -668,10 +669,6 @@ class Walk:
                 self.topology.skip(w.name, w.kind, "links between cut layers that no learned link reaches or "
                                                    "leaves: left out")
         return kept
-
-
-def _unary(node) -> bool:
-    return sum(1 for a in node.args if hasattr(a, "op")) == 1
 
 
 def _whole_slice(node, op: str) -> bool:

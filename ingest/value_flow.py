@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import heapq
 
-from .fx_nodes import ARITHMETIC, ATTENTION, SOFTMAX, VIEWS, op_name
+from .fx_nodes import ARITHMETIC, ATTENTION, SOFTMAX, VIEWS, op_name, operands
 
 
 def only_into(head, consumers, position: dict, is_param) -> bool:
@@ -38,9 +38,9 @@ def pattern_only(graph) -> dict:
 
 def _of_reached(node, reached: set, is_param) -> bool:
     """Is this op a view, a one-input map, or arithmetic of reached values (and parameters)?"""
-    operands = [a for a in node.args if hasattr(a, "op")]
-    return op_name(node) in VIEWS or len(operands) == 1 or op_name(node) in ARITHMETIC and \
-        all(a in reached or is_param(a) for a in operands)
+    values = operands(node)
+    return op_name(node) in VIEWS or len(values) == 1 or op_name(node) in ARITHMETIC and \
+        all(a in reached or is_param(a) for a in values)
 
 
 def _gives_only_type(value, user) -> bool:
