@@ -35,6 +35,8 @@ class Affine:
     eps: float = 0.0
     with_shift: bool = True
     gain_offset: float = 0.0  # a gain stored as its difference from one: Gemma's `x * (1 + w)`
+    factor: float = 1.0  # a constant the nodes are multiplied by: Granite's residual_multiplier
+    per: int = 1  # nodes each stored value acts on: a feature map's channel, on links that enter its every position
 
     @property
     def shifts(self) -> bool:
@@ -45,14 +47,15 @@ class Affine:
     @property
     def given(self) -> bool:
         """Does torch compute its scale and shift for the graph call (graph_fold.py)?"""
-        return self.var_key is not None or self.gain_offset != 0
+        return self.var_key is not None or self.gain_offset != 0 or self.factor != 1 or self.per != 1
 
     def keys(self) -> list[str]:
         return [k for k in (self.gain_key, self.shift_key, self.mean_key, self.var_key) if k is not None]
 
     def scale_shift(self, tensors: Mapping, size: int, dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        read = lambda key, fill: (tensors[key].to(dtype).reshape(-1) if key else torch.full((size,), fill, dtype=dtype))  # noqa: E731
-        scale = read(self.gain_key, 1.0) + self.gain_offset
+        read = lambda key, fill: (tensors[key].to(dtype).reshape(-1).repeat_interleave(self.per) if key  # noqa: E731
+                                  else torch.full((size,), fill, dtype=dtype))
+        scale = (read(self.gain_key, 1.0) + self.gain_offset) * self.factor
         shift = read(self.shift_key, 0.0)
         if self.var_key is not None:
             scale = scale / torch.sqrt(read(self.var_key, 1.0) + self.eps)
@@ -163,6 +166,8 @@ def _base_weight(layer, tensors: Mapping, channels: int) -> torch.Tensor:
     weight = tensors[layer.weight_key]
     if layer.transposed:  # stored (in, out), as GPT-2's Conv1D keeps it
         weight = weight.t()
+    if layer.is_conv and weight.dim() == 2:  # a Linear over a feature map's channels: a 1x1 kernel
+        weight = weight.reshape(*weight.shape, *[1] * (len(layer.in_shape) - 1))
     return _rows(weight, layer)
 
 

@@ -46,12 +46,12 @@ def parts_of(head_shape, nodes: int, views: list, ends: list) -> list[Part] | No
         return None
     place = torch.arange(numel(head_shape)).reshape(head_shape)  # position * nodes + node
     for view in views:
-        place = _replayed(view, place)
+        place = replayed(view, place)
         if place is None:
             return None
     pieces = []
     for end in ends:
-        out = _replayed(end, place)
+        out = replayed(end, place)
         if out is None:
             return None
         pieces += list(out) if isinstance(out, (tuple, list)) else [out]
@@ -105,7 +105,7 @@ def _sample_order(piece, rows, nodes: int):
     return None if torch.equal(order, torch.arange(order.numel())) else order
 
 
-def _replayed(view, place):
+def replayed(view, place):
     """torch's own view op on the places, or None for an op it cannot replay."""
     op = op_name(view)
     if op in KEEP_ORDER:

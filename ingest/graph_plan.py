@@ -137,7 +137,8 @@ class _Builder:
         if columns != node_layers[layer.src].nodes or layer.dst_offset + rows > node_layers[layer.dst].nodes:
             return None  # the node sums it adds into (bind refuses such a version)
         vectors = [(key, stored_rows) for key in layer.bias_keys]
-        vectors += [(key, size) for affines, size in ((layer.in_affines, columns), (layer.out_affines, rows))
+        vectors += [(key, size // affine.per) for affines, size in ((layer.in_affines, columns),
+                                                                     (layer.out_affines, rows))
                     for affine in affines for key in affine.keys()]
         for key, size in vectors:
             shape = tensors[key].shape

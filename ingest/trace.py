@@ -35,7 +35,7 @@ from .folding import Affine
 from .fx_nodes import (ATTENTION, AVG_POOLS, BATCH_NORMS, CONV, MATMUL, NORMS, REASONS, REDUCTIONS, SOFTMAX, VIEWS,
                        Opaque, Parts, Ref, Seq, block_of, conv_padding, expand, module_label, numel, op_name, operands,
                        shape_of)
-from .fused_parts import SPLITS, parts_of, siblings, views_between
+from .fused_parts import REPLAYED, SPLITS, parts_of, replayed, siblings, views_between
 from .network import Topology, WeightLayer
 from .recurrent import RECURRENT_OPS, unroll_op
 from .value_flow import only_into, pattern_only
@@ -50,6 +50,7 @@ class Walk:
     alias: dict = field(default_factory=dict)  # merged node layer -> the layer that absorbed it
     head: dict = field(default_factory=dict)  # node layer -> the graph node that last produced it whole
     orders: dict = field(default_factory=dict)  # node layer -> its head's elements in (position, node) order
+    born: dict = field(default_factory=dict)  # node layer -> the graph node that made it
 
     def __post_init__(self):
         signature = self.program.graph_signature
@@ -64,7 +65,7 @@ class Walk:
 
     def new_layer(self, name: str, kind: str, shape, node) -> int:
         index = self.topology.add_node_layer(name, kind, shape, block_of(name))
-        self.head[index] = node
+        self.head[index] = self.born[index] = node
         return index
 
     def layer_of(self, value, node, nodes: int, why: str) -> int:
@@ -83,9 +84,8 @@ class Walk:
                 self.topology.skip(*note)
         if (root, nodes) not in self.created:
             first = not self.topology.node_layers
-            path = module_label(root)[0] if getattr(root, "op", "") == "call_function" else "input"
             kind = "cut" if cut and not first else "input"
-            name = path if kind == "input" else f"before {why}"  # the model's input, or where it was cut
+            name = _input_name(root) if kind == "input" else f"before {why}"  # the model's input, or where it was cut
             self.created[root, nodes] = self.new_layer(name, kind, self.node_shape(value, nodes), root)
         return self.created[root, nodes]
 
@@ -114,6 +114,47 @@ class Walk:
             return False
         return only_into(head, consumers, self.position, self.is_param)
 
+    def placement(self, index: int, value) -> torch.Tensor | None:
+        """Which of the layer's nodes each element of `value` holds (in the value's shape, batch
+        first): the views and same-shape maps between the op that made the layer and the value,
+        replayed on the nodes' numbers (fused_parts.replayed). None when the value is not reached
+        from that op by such a chain (or holds positions besides the nodes)."""
+        chain, born = [], self.born.get(index)
+        if born is None:  # a layer of an unrolled recurrence
+            return None
+        while value is not born:
+            mine = [a for a in operands(value) if isinstance(self.origin.get(a), Ref)
+                    and self.origin[a].layer is not None and self.find(self.origin[a].layer) == index]
+            if not mine:
+                return None
+            chain.append((value, mine[0]))
+            value = mine[0]
+        shape, nodes = shape_of(born), self.topology.node_layers[index].nodes
+        if len(shape) < 2 or numel(shape[1:]) != nodes:
+            return None
+        order = self.orders.get(index)  # node -> element of the made value
+        place = (torch.arange(nodes) if order is None else torch.argsort(order)).reshape(1, *shape[1:]).expand(shape)
+        for op, operand in reversed(chain):
+            if op_name(op) in REPLAYED:
+                place = replayed(op, place)
+            elif shape_of(op) != shape_of(operand):
+                return None
+            if place is None:
+                return None
+        return place
+
+    def channels_last(self, ref, x, channels: int) -> tuple[int, ...] | None:
+        """The feature map's shape (C, *positions) when x is its nodes with the channels last and C
+        == channels (ConvNeXt's `x.permute(0, 2, 3, 1)` before its Linear layers); else None."""
+        if not isinstance(ref, Ref) or ref.layer is None or ref.gains:
+            return None
+        shape = self.topology.node_layers[self.find(ref.layer)].shape
+        if len(shape) < 2 or shape[0] != channels:
+            return None
+        place = self.placement(self.find(ref.layer), x)
+        wanted = torch.arange(numel(shape)).reshape(shape).movedim(0, -1)
+        return shape if place is not None and torch.equal(place[0], wanted) else None
+
     @functools.cached_property
     def pattern_only(self) -> dict:
         return pattern_only(self.program.graph)
@@ -126,10 +167,15 @@ class Walk:
         return [i for i, w in enumerate(self.topology.weight_layers) if self.find(w.dst) == index]
 
     def fold_out(self, index: int, affine: Affine, node) -> None:
-        """Nodes become scale * y + shift: every weight layer entering them carries it (the shift once)."""
+        """Nodes become scale * y + shift: every weight layer entering them carries it (the shift once).
+        On a feature map the map is per channel: a conv's rows are its channels; links of no
+        kernel (a residual's identity) enter every position of each."""
+        shape = self.topology.node_layers[index].shape
         for number, i in enumerate(self.entering(index)):
             layer = self.topology.weight_layers[i]
             part = affine if number == 0 else replace(affine, with_shift=False)
+            if len(shape) > 1 and not layer.is_conv and affine.keys():
+                part = replace(part, per=numel(shape[1:]))
             self.topology.weight_layers[i] = replace(layer, out_affines=(*layer.out_affines, part))
         self.head[index] = node  # the folded map's output now holds these nodes
 
@@ -180,6 +226,8 @@ class Walk:
             return self.attention(node, node.args[0], node.args[1], node.args[2])
         if op in MATMUL:
             return self.matmul(node)
+        if len(tensors) == 1 and _number_factor(node) is not None:
+            return self.scaled(node, op, tensors[0], _number_factor(node))
         if op in ("add", "add_") and len(tensors) == 2:
             return self.binary(node, "add")
         if op in ("mul", "mul_") and len(tensors) == 2:
@@ -213,12 +261,27 @@ class Walk:
         out_features, in_features = shape_of(weight)[::-1] if transposed else shape_of(weight)
         name = key.rsplit(".", 1)[0]
         ref = self.ref(x)
+        bias_keys = (self.params[bias.name],) if self.is_param(bias) else ()
+        feature_map = None if transposed else self.channels_last(ref, x, in_features)
+        if feature_map:
+            return self.pointwise(node, name, key, bias_keys, self.find(ref.layer), feature_map, out_features)
         src = self.layer_of(x, node, in_features, name)
         dst = self.new_layer(name, "linear", (out_features,), node)
-        bias_keys = (self.params[bias.name],) if self.is_param(bias) else ()
         gains = ref.gains if isinstance(ref, Ref) else ()
         self.add_weight_layer(WeightLayer(name, "linear", key, bias_keys, src, dst, transposed=transposed,
                                           in_affines=gains))
+        self.origin[node] = Ref(dst)
+
+    def pointwise(self, node, name: str, key: str, bias_keys: tuple, src: int, feature_map: tuple,
+                  out_features: int) -> None:
+        """A Linear layer over the channels of a feature map is a 1x1 convolution: a node per
+        channel and position, as every conv layer's. Its output holds them with the channels last."""
+        dims, positions = len(feature_map) - 1, feature_map[1:]
+        dst = self.new_layer(name, f"conv{dims}d", (out_features, *positions), node)
+        self.orders[dst] = torch.arange(out_features * numel(positions)).reshape(*positions, out_features) \
+            .movedim(-1, 0).reshape(-1)
+        self.add_weight_layer(WeightLayer(name, f"conv{dims}d", key, bias_keys, src, dst, in_shape=feature_map,
+                                          stride=(1,) * dims, padding=(0,) * dims, dilation=(1,) * dims))
         self.origin[node] = Ref(dst)
 
     def conv(self, node, op: str) -> None:
@@ -394,15 +457,18 @@ class Walk:
             self.origin[node] = Ref(None, node)  # embeddings summed before any layer: still the input
             return
         if len(mapped) == 1 and not any(isinstance(r, (Opaque, Seq)) for r in refs):
-            ref, other = (refs[0], b) if isinstance(refs[0], Ref) else (refs[1], a)
-            learned = self.learned_vector(other)
-            if learned and (op == "mul" or not learned[1]):  # a learned per-node gain or shift
-                key, offset = learned
+            ref, value, other = (refs[0], a, b) if isinstance(refs[0], Ref) else (refs[1], b, a)
+            stored = self.stored_behind(other)
+            vector = stored is not None and numel(shape_of(stored[0])) > 1
+            if vector and (op == "mul" or not stored[1]):  # a learned per-node gain or shift
+                key, offset = self.params[stored[0].name], stored[1]
                 affine = Affine(key, None, gain_offset=offset) if op == "mul" else Affine(None, key)
                 self.origin[node] = self.with_gain(ref, node, affine, other)
                 path, cls = module_label(node)
                 if "norm" in cls.lower() and not self.cut_here(node):  # RMSNorm written by hand
                     self.topology.skip(path, cls, REASONS["standardise"])
+            elif stored is not None and op == "mul":  # a stored number: Gemma's embedding scale
+                self.scaled(node, op, value, None)
             else:
                 self.origin[node] = ref  # a constant or a per-sample statistic: the same nodes
             return
@@ -416,9 +482,28 @@ class Walk:
                 return self.residual(node, [r if isinstance(r, Ref) else Ref(None, r.root) for r in refs], a, b)
         self.elementwise(node, op, [a, b])
 
-    def learned_vector(self, value) -> tuple[str, float] | None:
-        """(its stored key, a number added to it) when the value is a stored vector of more than
-        one value, cast (`w.float()`) or plus a number (Gemma's norms: `x * (1 + w)`); else None."""
+    def scaled(self, node, op: str, x, factor: float | None) -> None:
+        """x times a constant: a number, or a stored one-element tensor (factor None: it may differ
+        between versions). The model's input scaled (Granite's embedding_multiplier, Gemma's
+        sqrt(d)) is the input. A layer's nodes that flow only into the product (Granite's
+        residual_multiplier) become the product: the number folds into the links entering them.
+        Elsewhere the product is part of an activation (GELU's 0.5 * x) or sets the attention
+        pattern's temperature: the same nodes."""
+        ref = self.ref(x)
+        if isinstance(ref, Ref) and not ref.gains:
+            if ref.layer is None and only_into(ref.root, (node,), self.position, self.is_param):
+                self.origin[node] = Ref(None, node)
+                return
+            if ref.layer is not None and factor is not None and not self.pattern_only[node] \
+                    and self.fresh(self.find(ref.layer), node):
+                self.fold_out(self.find(ref.layer), Affine(factor=factor), node)
+                self.origin[node] = Ref(self.find(ref.layer))
+                return
+        self.elementwise(node, op, [x])
+
+    def stored_behind(self, value) -> tuple[object, float] | None:
+        """(the stored tensor's graph node, a number added to it) when the value is a stored tensor,
+        cast (`w.float()`) or plus a number (Gemma's norms: `x * (1 + w)`); else None."""
         offset = 0.0
         while hasattr(value, "op") and op_name(value) in ("to", "_to_copy", "type_as", "add") and not value.kwargs:
             if op_name(value) == "add":
@@ -426,9 +511,7 @@ class Walk:
                     return None
                 offset += value.args[1]
             value = value.args[0]
-        if self.is_param(value) and numel(shape_of(value)) > 1:
-            return self.params[value.name], offset
-        return None
+        return (value, offset) if self.is_param(value) else None
 
     def same_nodes(self, first: Ref, second: Ref) -> bool:
         if first.gains != second.gains:
@@ -619,6 +702,18 @@ class Walk:
                                                 dst=numbering[self.find(layer.dst)]))
         return result
 
+    def place_heads(self) -> None:
+        """The order of each feature map's nodes in its head's value, where a folded norm or a
+        residual sum moved the head past a view (ConvNeXt's norm, read with the channels last)."""
+        for index, head in self.head.items():
+            if head is self.born.get(index) or index not in self.numbering:
+                continue
+            place = self.placement(index, head)
+            if place is not None:
+                order = torch.argsort(place[0].reshape(-1))
+                self.orders[index] = None if torch.equal(order, torch.arange(order.numel())) else order
+        self.orders = {index: order for index, order in self.orders.items() if order is not None}
+
     def forward_order(self, weight_layers: list) -> list[int]:
         """The linked node layers, each after every layer that links into it, otherwise in the
         order they were made. A layer two projections enter is made by the first (Phi's attention
@@ -671,6 +766,27 @@ class Walk:
         return kept
 
 
+def _input_name(root) -> str:
+    """The module an input layer comes from (an embedding): an op of the model's own forward
+    (Granite's `embeddings * multiplier`) is named after what it reads."""
+    while getattr(root, "op", "") == "call_function" and module_label(root)[0] == root.name and operands(root):
+        root = operands(root)[0]
+    return module_label(root)[0] if getattr(root, "op", "") == "call_function" else "input"
+
+
+def _number_factor(node) -> float | None:
+    """c for `x * c`, `c * x` or `x / c` with c a plain number (not zero for a division); else None."""
+    op, args = op_name(node).rstrip("_"), node.args
+    if node.kwargs or len(args) != 2:
+        return None
+    numbers = [a for a in args if isinstance(a, (int, float)) and not isinstance(a, bool)]
+    if op == "mul" and len(numbers) == 1:
+        return float(numbers[0])
+    if op == "div" and args[1] in numbers and args[1] != 0:
+        return 1.0 / args[1]
+    return None
+
+
 def _whole_slice(node, op: str) -> bool:
     """A slice that keeps all of its input: a view. Exported with a dynamic batch, LLaMA's
     repeat_kv keeps its `v[:, :, None]` as a slice over the whole batch (a static export drops it)."""
@@ -690,5 +806,6 @@ def with_values(program, *, fold_batch_norm: bool = True):
     (position, node) rows."""
     walk = Walk(program, fold_batch_norm=fold_batch_norm)
     topology = walk.run()
+    walk.place_heads()
     return topology, {new: walk.head[old] for old, new in walk.numbering.items() if old in walk.head}, \
         {new: walk.orders[old] for old, new in walk.numbering.items() if old in walk.orders}

@@ -144,7 +144,8 @@ def test_a_post_norm_gain_folds_into_the_links_entering_it():
 
 class Block(nn.Module):
     """A pre-norm transformer block: one head, attention by scaled_dot_product_attention; its
-    fused qkv split (GPT-2) or sliced (Phi-3)."""
+    fused qkv split (GPT-2) or sliced (Phi-3); q scaled by a number (BART's and XGLM's
+    `q_proj(x) * scaling`), which sets only the pattern's temperature: W_Q's links keep it out."""
 
     def __init__(self, layout="split", d=4, hidden=6):
         super().__init__()
@@ -159,7 +160,7 @@ class Block(nn.Module):
             q, k, v = fused.split(d, dim=-1)
         else:
             q, k, v = fused[..., :d], fused[..., d:2 * d], fused[..., 2 * d:]
-        a = F.scaled_dot_product_attention(q[:, None], k[:, None], v[:, None])[:, 0]
+        a = F.scaled_dot_product_attention(q[:, None] * d ** -0.5, k[:, None], v[:, None], scale=1.0)[:, 0]
         m = x + self.o(a)
         return m + self.down(torch.relu(self.up(self.ln2(m))))
 
@@ -217,6 +218,76 @@ def test_a_gain_stored_as_its_offset_from_one_folds_as_one_plus_it(input_shape):
     edges = dense(post[:, None] * m.a.weight * pre[None, :], 0, 1) + identity(0, 1, 4) + dense(m.b.weight, 1, 2)
     result = check(m, edges, {1: as_numpy(post * m.a.bias), 2: as_numpy(m.b.bias)}, input_shape)
     assert {s.name: s.reason for s in result.skipped} == {"pre": REASONS["standardise"], "post": REASONS["standardise"]}
+
+
+class Scaled(nn.Module):
+    """Numbers in the forward pass: the input divided (pixels / 255), GELU's tanh form (its
+    0.5 * h belongs to the activation), a residual branch scaled before the addition (Granite)."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b, self.c = nn.Linear(3, 4), nn.Linear(4, 3), nn.Linear(3, 2)
+
+    def forward(self, x):
+        x = x / 4
+        h = self.a(x)
+        return self.c(x + self.b(0.5 * h * (1 + torch.tanh(h))) * 0.25)
+
+
+def test_a_branch_scaled_by_a_number_folds_it_into_the_links_entering_it():
+    m = seeded(Scaled())
+    edges = dense(m.a.weight, 0, 1) + dense(0.25 * m.b.weight, 1, 2) + identity(0, 2, 3) + dense(m.c.weight, 2, 3)
+    result = check(m, edges, {1: as_numpy(m.a.bias), 2: as_numpy(0.25 * m.b.bias), 3: as_numpy(m.c.bias)})
+    assert [layer.layer.kind for layer in result.node_layers] == ["input", "linear", "linear", "linear"]
+    assert result.node_layers[0].layer.name == "input" and not result.skipped
+
+
+class Pointwise(nn.Module):
+    """ConvNeXt's block: a depthwise conv; the channels last for a LayerNorm and two Linear
+    layers; a per-channel layer scale; the channels first again for the residual addition,
+    then a norm of the sum over its channels (ConvNeXt's downsampling norm) before a conv."""
+
+    def __init__(self, c=2, hidden=3):
+        super().__init__()
+        self.dw, self.norm = nn.Conv2d(c, c, 3, padding=1, groups=c), nn.LayerNorm(c)
+        self.up, self.down, self.gamma = nn.Linear(c, hidden), nn.Linear(hidden, c), nn.Parameter(torch.ones(c))
+        self.out_norm, self.out = nn.LayerNorm(c), nn.Conv2d(c, 1, 1)
+
+    def forward(self, x):
+        y = self.gamma * self.down(torch.relu(self.up(self.norm(self.dw(x).permute(0, 2, 3, 1)))))
+        s = x + y.permute(0, 3, 1, 2)
+        return self.out(self.out_norm(s.permute(0, 2, 3, 1)).permute(0, 3, 1, 2))
+
+
+def test_linear_layers_over_the_channels_of_a_feature_map_are_1x1_convolutions():
+    """A node per channel and position for every layer: the Linear layers link each position's
+    channels, the norms' gains fold per channel into what enters them (a conv's rows, every
+    position of the residual's identity links)."""
+    m = seeded(Pointwise())
+    positions = 9  # 3x3 maps: node (c, p) is c * 9 + p
+    g, beta, g_out, beta_out = m.norm.weight, m.norm.bias, m.out_norm.weight, m.out_norm.bias
+    kernel = (m.dw.weight * g[:, None, None, None]).detach().double().numpy()
+    edges = []
+    for c in range(2):
+        for p in range(positions):
+            y, x = divmod(p, 3)
+            edges += [(0, c * 9 + iy * 3 + ix, 1, c * 9 + p, kernel[c, 0, iy - y + 1, ix - x + 1])
+                      for iy in range(3) for ix in range(3) if abs(iy - y) <= 1 and abs(ix - x) <= 1]
+
+    def per_position(weight, src, dst):
+        w = weight.detach().double().numpy()
+        return [(src, i * 9 + p, dst, j * 9 + p, w[j, i]) for j in range(w.shape[0]) for i in range(w.shape[1])
+                for p in range(positions)]
+
+    scale = g_out * m.gamma
+    edges += per_position(m.up.weight, 1, 2) + per_position(scale[:, None] * m.down.weight, 2, 3)
+    edges += identity(0, 3, 18, np.repeat(as_numpy(g_out), 9)) + per_position(m.out.weight[:, :, 0, 0], 3, 4)
+    on_positions = lambda bias: np.repeat(as_numpy(bias), positions)  # noqa: E731
+    biases = {1: on_positions(m.dw.bias * g + beta), 2: on_positions(m.up.bias),
+              3: on_positions(scale * m.down.bias + beta_out), 4: on_positions(m.out.bias)}
+    result = check(m, edges, biases, input_shape=(2, 3, 3))
+    assert [layer.layer.shape for layer in result.node_layers] == [(2, 3, 3), (2, 3, 3), (3, 3, 3), (2, 3, 3),
+                                                                   (1, 3, 3)]
 
 
 class Rotary(nn.Module):

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from graph_check import stored_edges, strengths_from_edges
 from nngraph.ingest import compute_metrics, graph_pass, layer_passes, load_network, network_from_module
 from test_architecture_properties import LinearBlock, Recurrent, ScaleNorm, seeded
-from test_architectures import Sandwich
+from test_architectures import Sandwich, Scaled
 
 
 def both_ways(network, window_bytes):
@@ -95,12 +95,15 @@ def test_the_graph_pass_on_real_models(real_models, name):
     assert read, name
 
 
-def test_the_graph_pass_folds_a_gain_stored_as_its_offset_from_one():
-    """Gemma's norms (1 + w): torch computes such a map's scale for the call, as BatchNorm's."""
-    network = network_from_module(seeded(Sandwich(), 5).float(), (3, 4))
-    assert any(affine.gain_offset == 1 for w in network.topology.weight_layers for affine in w.in_affines)
+@pytest.mark.parametrize("module, input_shape", [(Sandwich, (3, 4)), (Scaled, None)])
+def test_the_graph_pass_folds_the_maps_torch_computes(module, input_shape):
+    """Gemma's norms (1 + w) and Granite's numbers: torch computes such a map's scale for the
+    call, as BatchNorm's."""
+    network = network_from_module(seeded(module(), 5).float(), input_shape)
+    layers = network.topology.weight_layers
+    assert any(affine.given for w in layers for affine in (*w.in_affines, *w.out_affines))
     together, apart, read = both_ways(network, 1 << 28)
-    assert [layer.kind for layer in read] == ["linear", "identity", "linear"]
+    assert read == layers
     assert_same_metrics(together, apart)
 
 

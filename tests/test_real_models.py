@@ -1,6 +1,6 @@
 """Real models end to end through `nngraph metrics`: the pretrained MiniLM, GPT-2-, BERT-, LLaMA-,
-Falcon-, Phi-, GPT-NeoX- and ViT-style models from transformers configs, and a ResNet-style CNN, an LSTM and
-a GRU trained on the digits."""
+Falcon-, Phi-, GPT-NeoX-, ViT- and ConvNeXt-style models from transformers configs, and a
+ResNet-style CNN, an LSTM and a GRU trained on the digits."""
 
 import json
 from collections import deque
@@ -315,6 +315,35 @@ def test_gemma2_norms_fold_their_gains_stored_as_offsets_from_one(tmp_path):
     np.testing.assert_allclose(measured[o.dst].strength.per_node()[0], stream.mean(0).numpy(), atol=1e-5)
 
 
+def test_granite_multipliers_scale_the_input_and_fold_into_the_links_entering_the_stream(tmp_path):
+    """Granite multiplies the embeddings by a number (the input is their product) and each
+    block's attention and MLP outputs by another before the residual addition: that number
+    folds into W_O's and W_down's links. The graph computes what the model computes."""
+    import transformers
+
+    transformers.set_seed(0)
+    transformers.GraniteModel(transformers.GraniteConfig(
+        hidden_size=32, num_hidden_layers=1, num_attention_heads=4, num_key_value_heads=2, intermediate_size=48,
+        vocab_size=64, max_position_embeddings=32, embedding_multiplier=3.0,
+        residual_multiplier=0.25)).save_pretrained(tmp_path)
+    network = load_network(tmp_path)
+    topology = network.topology
+    assert topology.node_layers[0].name == "embed_tokens" and topology.node_layers[0].kind == "input"
+    assert reachable(topology, 0) == set(range(len(topology.node_layers)))
+    layers = {w.name: w for w in topology.weight_layers}
+    o, down = layers["layers.0.self_attn.o_proj"], layers["layers.0.mlp.down_proj"]
+    with safe_open(str(tmp_path / "model.safetensors"), "pt") as handle:
+        w_o, w_down = (handle.get_tensor(f"layers.0.{k}.weight").double() for k in ("self_attn.o_proj", "mlp.down_proj"))
+        g_out = handle.get_tensor("norm.weight").double()
+    result = compute_metrics(network, persistence=False)
+    np.testing.assert_allclose(result.node_layers[o.dst].s_in, (0.25 * w_o).sum(1) + 1, atol=1e-6)
+    np.testing.assert_allclose(result.node_layers[down.dst].s_in, g_out * ((0.25 * w_down).sum(1) + 1), atol=1e-6)
+    # NS of the residual stream after attention: what the block's second norm reads
+    measured, stream = measured_beside(tmp_path, lambda m: m.layers[0].post_attention_layernorm,
+                                       lambda args, out: args[0].reshape(-1, 32))
+    np.testing.assert_allclose(measured[o.dst].strength.per_node()[0], stream.mean(0).numpy(), atol=1e-5)
+
+
 def test_phi_partial_rotary_leaves_one_residual_stream(real_models):
     """Rotary embeddings of half of q and k make pieces of identity links between cut layers with
     no learned link: they are listed and left out, and the residual stream is one piece. Their
@@ -348,6 +377,42 @@ def test_vit_reads_its_stored_names_and_its_image_size_from_the_config(real_mode
         g, beta = (read(f"encoder.layer.0.layernorm_before.{k}") for k in ("weight", "bias"))
     result = compute_metrics(network, persistence=False)
     np.testing.assert_allclose(result.node_layers[q.dst].s_in, (w * g).sum(1) + b + w @ beta, rtol=1e-5, atol=1e-6)
+
+
+def test_convnext_linear_layers_over_channels_are_1x1_convolutions_in_one_graph(tmp_path):
+    """ConvNeXt's blocks apply their Linear layers to a feature map held with its channels last:
+    1x1 convolutions, a node per channel and position, so the stem, the blocks, the downsampling
+    and the pooled output are one graph. The data pass reads the maps in that order of nodes."""
+    import transformers
+
+    transformers.set_seed(0)
+    transformers.ConvNextModel(transformers.ConvNextConfig(
+        num_channels=1, image_size=16, patch_size=4, hidden_sizes=[8, 16], depths=[1, 1],
+        num_stages=2)).save_pretrained(tmp_path)
+    network = load_network(tmp_path)
+    topology = network.topology
+    assert topology.node_layers[0].shape == (1, 16, 16)
+    assert reachable(topology, 0) == set(range(len(topology.node_layers)))
+    assert all(len(layer.shape) == 3 for layer in topology.node_layers)  # every layer a feature map
+    up = next(w for w in topology.weight_layers if w.name == "encoder.stages.0.layers.0.pwconv1")
+    assert up.kind == "conv2d" and topology.node_layers[up.dst].shape == (32, 4, 4)
+    with safe_open(str(tmp_path / "model.safetensors"), "pt") as handle:
+        w, b = (handle.get_tensor(f"encoder.stages.0.layers.0.pwconv1.{k}").double() for k in ("weight", "bias"))
+    result = compute_metrics(network, persistence=False)
+    np.testing.assert_allclose(result.node_layers[up.dst].s_in, np.repeat((w.sum(1) + b).numpy(), 16), atol=1e-6)
+    module = load_runnable(tmp_path)
+    images = torch.randn(6, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    measured = data_metrics(module, images, batch_size=6).by_index
+    block, captured = module.encoder.stages[0].layers[0], {}
+    hooks = [getattr(block, name).register_forward_hook(lambda m, args, out, name=name: captured.update({name: out}))
+             for name in ("layernorm", "pwconv1")]  # the depthwise conv's nodes, normalised; pwconv1's
+    with torch.no_grad():
+        module(images)
+    for hook in hooks:
+        hook.remove()
+    for name, layer in (("layernorm", up.src), ("pwconv1", up.dst)):
+        channels_first = captured[name].permute(0, 3, 1, 2).reshape(6, -1).double()
+        np.testing.assert_allclose(measured[layer].strength.per_node()[0], channels_first.mean(0).numpy(), atol=1e-5)
 
 
 def test_a_checkpoint_that_transformers_converts_on_loading_is_refused(tmp_path):
