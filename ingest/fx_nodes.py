@@ -33,6 +33,8 @@ REASONS = {
     "embedding": "an embedding is a lookup table indexed by token id, not links: its output is an input layer",
     "attention_only": "feeds only the attention pattern (q and k have in-links only): no links",
     "scores": "attention scores depend on the data: no fixed links",
+    "regrouped": "read with its values regrouped into other nodes (a feature map as a sequence of its positions): "
+                 "no fixed links, the graph is cut here",
     "product": "an elementwise product of node layers depends on the data: the graph is cut here",
     "head_norm": "a norm of each head on its own: its gain does not fold into per-node links, the graph is cut here",
     "standardise": "its per-sample standardisation has no weights and is left out; its gain is folded into the links",

@@ -72,12 +72,14 @@ class Walk:
         """The node layer a weight op (or residual) reads: created from the input, an embedding or
         an opaque value on first use, then shared by every reader of the same value."""
         ref = self.ref(value)
-        cut = not isinstance(ref, Ref)
         if isinstance(ref, Ref) and ref.layer is not None:
             index = self.find(ref.layer)
             if self.topology.node_layers[index].nodes == nodes:
                 return index
-            ref = None  # read with another size: a reshape that changed the node set
+            # read with another size: a reshape changed what a node is (Swin's feature map read as
+            # a sequence of its positions)
+            ref = Opaque(value, frozenset({index}), (self.note(value, REASONS["regrouped"]),))
+        cut = not isinstance(ref, Ref)
         root = ref.root if isinstance(ref, (Ref, Opaque)) else value
         if isinstance(ref, Opaque):
             for note in ref.notes:

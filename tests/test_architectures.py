@@ -290,6 +290,26 @@ def test_linear_layers_over_the_channels_of_a_feature_map_are_1x1_convolutions()
                                                                    (1, 3, 3)]
 
 
+class Patches(nn.Module):
+    """A conv's feature map read as a sequence of its positions, as Swin reads its patches."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.fc = nn.Conv2d(1, 2, 2, stride=2), nn.Linear(2, 3)
+
+    def forward(self, x):
+        return self.fc(self.conv(x).flatten(2).transpose(1, 2))
+
+
+def test_a_feature_map_read_as_a_sequence_of_its_positions_is_cut_and_listed():
+    """A node of the map is a channel at a position; a node of the sequence is a channel, its
+    positions pooled: no link maps one onto the other. The cut is listed, never a second input."""
+    topology = network_from_module(seeded(Patches()), (1, 4, 4)).topology
+    assert [layer.kind for layer in topology.node_layers] == ["input", "conv2d", "cut", "linear"]
+    assert [layer.nodes for layer in topology.node_layers] == [16, 8, 2, 3]
+    assert [s.reason for s in topology.skipped] == [REASONS["regrouped"]]
+
+
 class Rotary(nn.Module):
     """Attention with rotary position embeddings of q and k: of their halves (LLaMA's
     rotate_half, a concatenation) or of interleaved pairs (GPT-J's and Cohere's, a stack)."""
