@@ -11,13 +11,15 @@ Every value of the graph is, for the walk, one of:
   layer reads it, and its reasons are listed as skipped;
 - nothing (constants, masks, indices): no nodes.
 
-The rules (METRICS.md section 9): Linear/Conv are weight layers; BatchNorm folds into the
-weight layer that feeds it; a norm whose input nothing else reads (post-norm) folds its gain
-into the links entering those nodes, otherwise (pre-norm) into the links that read it;
-average pooling is a fixed kernel; a residual addition makes the fresh operand's nodes
-receive identity links from the other operand; a product of two fresh layers (gated MLP)
-merges them into one layer with both weight layers entering it; attention makes a new
-layer o with identity links from v (q and k only set the pattern); concatenation places
+The rules (METRICS.md section 9): Linear/Conv are weight layers (a Linear over the channels of
+a feature map is a 1x1 convolution: node_layout.py finds which nodes a value holds); a number
+the nodes are multiplied by, when nothing else reads them, folds into the links entering them;
+BatchNorm folds into the weight layer that feeds it; a norm whose input nothing else reads
+(post-norm) folds its gain into the links entering those nodes, otherwise (pre-norm) into the
+links that read it; average pooling is a fixed kernel; a residual addition makes the fresh
+operand's nodes receive identity links from the other operand; a product of two fresh layers
+(gated MLP) merges them into one layer with both weight layers entering it; attention makes a
+new layer o with identity links from v (q and k only set the pattern); concatenation places
 node layers side by side; recurrent layers unroll (recurrent.py).
 """
 
@@ -35,8 +37,9 @@ from .folding import Affine
 from .fx_nodes import (ATTENTION, AVG_POOLS, BATCH_NORMS, CONV, MATMUL, NORMS, REASONS, REDUCTIONS, SOFTMAX, VIEWS,
                        Opaque, Parts, Ref, Seq, block_of, conv_padding, expand, module_label, numel, op_name, operands,
                        shape_of)
-from .fused_parts import REPLAYED, SPLITS, parts_of, replayed, siblings, views_between
+from .fused_parts import SPLITS, parts_of, siblings, views_between
 from .network import Topology, WeightLayer
+from .node_layout import channels_last_order, holds_channels_last, placement, sample_order
 from .recurrent import RECURRENT_OPS, unroll_op
 from .value_flow import only_into, pattern_only
 
@@ -117,33 +120,19 @@ class Walk:
         return only_into(head, consumers, self.position, self.is_param)
 
     def placement(self, index: int, value) -> torch.Tensor | None:
-        """Which of the layer's nodes each element of `value` holds (in the value's shape, batch
-        first): the views and same-shape maps between the op that made the layer and the value,
-        replayed on the nodes' numbers (fused_parts.replayed). None when the value is not reached
-        from that op by such a chain (or holds positions besides the nodes)."""
-        chain, born = [], self.born.get(index)
-        if born is None:  # a layer of an unrolled recurrence
+        """Which of the layer's nodes each element of `value` holds (node_layout.placement), the
+        value reached from the op that made the layer through ops on this layer's nodes alone."""
+        chain, made = [], self.born.get(index)
+        if made is None:  # a layer of an unrolled recurrence
             return None
-        while value is not born:
+        while value is not made:
             mine = [a for a in operands(value) if isinstance(self.origin.get(a), Ref)
                     and self.origin[a].layer is not None and self.find(self.origin[a].layer) == index]
             if not mine:
                 return None
             chain.append((value, mine[0]))
             value = mine[0]
-        shape, nodes = shape_of(born), self.topology.node_layers[index].nodes
-        if len(shape) < 2 or numel(shape[1:]) != nodes:
-            return None
-        order = self.orders.get(index)  # node -> element of the made value
-        place = (torch.arange(nodes) if order is None else torch.argsort(order)).reshape(1, *shape[1:]).expand(shape)
-        for op, operand in reversed(chain):
-            if op_name(op) in REPLAYED:
-                place = replayed(op, place)
-            elif shape_of(op) != shape_of(operand):
-                return None
-            if place is None:
-                return None
-        return place
+        return placement(made, chain[::-1], self.topology.node_layers[index].nodes, self.orders.get(index))
 
     def channels_last(self, ref, x, channels: int) -> tuple[int, ...] | None:
         """The feature map's shape (C, *positions) when x is its nodes with the channels last and C
@@ -153,9 +142,7 @@ class Walk:
         shape = self.topology.node_layers[self.find(ref.layer)].shape
         if len(shape) < 2 or shape[0] != channels:
             return None
-        place = self.placement(self.find(ref.layer), x)
-        wanted = torch.arange(numel(shape)).reshape(shape).movedim(0, -1)
-        return shape if place is not None and torch.equal(place[0], wanted) else None
+        return shape if holds_channels_last(self.placement(self.find(ref.layer), x), shape) else None
 
     @functools.cached_property
     def pattern_only(self) -> dict:
@@ -280,8 +267,7 @@ class Walk:
         channel and position, as every conv layer's. Its output holds them with the channels last."""
         dims, positions = len(feature_map) - 1, feature_map[1:]
         dst = self.new_layer(name, f"conv{dims}d", (out_features, *positions), node)
-        self.orders[dst] = torch.arange(out_features * numel(positions)).reshape(*positions, out_features) \
-            .movedim(-1, 0).reshape(-1)
+        self.orders[dst] = channels_last_order(out_features, positions)
         self.add_weight_layer(WeightLayer(name, f"conv{dims}d", key, bias_keys, src, dst, in_shape=feature_map,
                                           stride=(1,) * dims, padding=(0,) * dims, dilation=(1,) * dims))
         self.origin[node] = Ref(dst)
@@ -712,8 +698,7 @@ class Walk:
                 continue
             place = self.placement(index, head)
             if place is not None:
-                order = torch.argsort(place[0].reshape(-1))
-                self.orders[index] = None if torch.equal(order, torch.arange(order.numel())) else order
+                self.orders[index] = sample_order(place)
         self.orders = {index: order for index, order in self.orders.items() if order is not None}
 
     def forward_order(self, weight_layers: list) -> list[int]:
