@@ -26,7 +26,13 @@ ATTENTION = {"scaled_dot_product_attention", "_scaled_dot_product_flash_attentio
 MATMUL = {"matmul", "bmm", "mm", "einsum", "baddbmm"}
 ARITHMETIC = {"add", "add_", "sub", "sub_", "mul", "mul_", "div", "div_"}
 SOFTMAX = {"softmax", "_softmax", "log_softmax", "_log_softmax", "_safe_softmax"}
+# ops that move, pick, mask or zero-pad a node's values without changing them: no activation
+PICKS = {"select", "slice", "index", "index_select", "gather", "narrow", "roll", "flip", "masked_fill", "where", "pad",
+         "constant_pad_nd"}
 REDUCTIONS = {"mean", "sum", "var", "std", "var_mean", "amax", "amin", "norm", "linalg_vector_norm", "logsumexp"}
+# ops that read a value through links or standardise it: whatever they are, not an activation
+READS = {"linear", "addmm", "cat", "stack", "split", "split_with_sizes", "chunk", "unbind"} | CONV | MATMUL \
+    | NORMS.keys() | BATCH_NORMS.keys() | AVG_POOLS | ATTENTION | REDUCTIONS
 REASONS = {
     "max_pool": "max pooling selects by data: no fixed links, the graph is cut here",
     "pool": "this pooling has no fixed links (uneven windows, ceil mode or a divisor): the graph is cut here",
@@ -37,9 +43,16 @@ REASONS = {
                  "no fixed links, the graph is cut here",
     "product": "an elementwise product of node layers depends on the data: the graph is cut here",
     "head_norm": "a norm of each head on its own: its gain does not fold into per-node links, the graph is cut here",
-    "standardise": "its per-sample standardisation has no weights and is left out; its gain is folded into the links",
+    "standardise": "its per-sample standardisation has no weights and is left out; its gain is folded into the links "
+                   "next to it (entering its nodes, or reading them directly)",
     "batch_norm": "BatchNorm in eval mode folded into the weight layer that feeds it",
     "batch_norm_kept": "BatchNorm kept as a pass-through (nothing to fold it into, or --batchnorm pass-through)",
+    "batch_norm_activated": "BatchNorm after an activation is not next to the links entering its nodes: kept as a "
+                            "pass-through",
+    "gain_activated": "its gain acts before an activation, so it does not fold into the links after it: left out "
+                      "of them",
+    "gain_map": "its gain is read by a convolution or pooling, which nngraph does not fold a gain into: left out of "
+                "those links",
 }
 BLOCK = re.compile(r"^(.*?(?:^|\.)(?:layer\d*|layers|h|block|blocks|stages?|encoder\.layer|decoder\.layer)\.\d+)(?:\.|$)")
 
@@ -49,6 +62,9 @@ class Ref:
     layer: int | None  # None: not created yet, see `root`
     root: object = None  # the graph node whose value becomes the layer on first use
     gains: tuple[Affine, ...] = ()  # pre-norm gains, folded into the links that read these nodes
+    # the values passed an activation since the links entering the nodes: a gain or BatchNorm
+    # applied now is not next to those links and does not fold into them
+    activated: bool = False
 
 
 @dataclass(frozen=True)

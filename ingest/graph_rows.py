@@ -84,8 +84,9 @@ def pixel_edges(weight: torch.Tensor, layer: WeightLayer):
     kernel = weight.detach().to("cpu", torch.float64).numpy()
     c_out, c_in_group, kernel_size = kernel.shape[0], kernel.shape[1], kernel.shape[2:]
     in_spatial = np.array(layer.in_shape[1:])
-    stride, padding, dilation, size = (np.array(v) for v in (layer.stride, layer.padding, layer.dilation, kernel_size))
-    out_spatial = tuple(((in_spatial + 2 * padding - dilation * (size - 1) - 1) // stride + 1).tolist())
+    stride, dilation, size = (np.array(v) for v in (layer.stride, layer.dilation, kernel_size))
+    padding, padding_end = np.array(layer.pads).T
+    out_spatial = tuple(((in_spatial + padding + padding_end - dilation * (size - 1) - 1) // stride + 1).tolist())
     out_positions = np.indices(out_spatial).reshape(len(out_spatial), 1, -1)
     taps = np.indices(kernel_size).reshape(len(kernel_size), -1, 1)
     column = lambda v: v.reshape(-1, 1, 1)  # noqa: E731 (broadcast over taps and positions)

@@ -125,7 +125,7 @@ def _torch_strengths(layer, weight, bias, device: torch.device, paper_conv_in_st
     for number, (where, block) in enumerate(attempts):
         try:
             if layer.is_conv:
-                return conv_strengths(weight, bias, layer.in_shape, stride=layer.stride, padding=layer.padding,
+                return conv_strengths(weight, bias, layer.in_shape, stride=layer.stride, pads=layer.pads,
                                       dilation=layer.dilation, groups=layer.groups, device=where,
                                       paper_in_strength=paper_conv_in_strength)
             into, out_of, moments = dense_strengths(weight, bias, where, block)

@@ -51,7 +51,8 @@ class WeightLayer:
     dst: int
     in_shape: tuple[int, ...] = ()  # conv and pooling: (channels, *spatial) of the input feature map
     stride: tuple[int, ...] = ()
-    padding: tuple[int, ...] = ()
+    padding: tuple[int, ...] = ()  # before each spatial dimension's positions
+    padding_end: tuple[int, ...] = ()  # after them, where it differs (a zero padding by hand: TensorFlow's "same")
     dilation: tuple[int, ...] = ()
     groups: int = 1
     kernel: tuple[int, ...] = ()  # pooling window
@@ -65,6 +66,11 @@ class WeightLayer:
     repeat: int = 1  # identity, grouped-query attention: each src head feeds `repeat` dst heads
     head_dim: int = 0
     tied_to: str | None = None  # an earlier weight layer with the same stored weights (unrolled recurrence)
+
+    @property
+    def pads(self) -> tuple[tuple[int, int], ...]:
+        """(before, after) padding of each spatial dimension."""
+        return tuple(zip(self.padding, self.padding_end or self.padding))
 
     @property
     def is_conv(self) -> bool:

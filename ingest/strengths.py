@@ -96,7 +96,7 @@ def dense_strengths(weight: torch.Tensor, bias: torch.Tensor | None, device: tor
 
 
 def conv_strengths(weight: torch.Tensor, bias: torch.Tensor | None, in_shape: tuple[int, ...], *,
-                   stride, padding, dilation, groups: int, device: torch.device,
+                   stride, pads, dilation, groups: int, device: torch.device,
                    paper_in_strength: bool = False):
     """In- and out-strengths of a conv layer's pixel-level graph, plus the edge count.
 
@@ -106,16 +106,21 @@ def conv_strengths(weight: torch.Tensor, bias: torch.Tensor | None, in_shape: tu
     in-strength of output node (c', *pos'): conv of an all-ones input (padding contributes
     nothing: padding positions are not nodes) plus the bias; with `paper_in_strength` the
     whole kernel sum at every position, as the authors' code does (counts padding edges).
+    pads: (before, after) per spatial dimension; the input is padded with zeros explicitly, as
+    torch's conv pads only evenly.
     """
     dims = len(in_shape) - 1
     conv = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[dims]
     conv_input_grad = {1: torch.nn.grad.conv1d_input, 2: torch.nn.grad.conv2d_input,
                        3: torch.nn.grad.conv3d_input}[dims]
     kernel = _as_float(weight, device)
-    options = dict(stride=stride, padding=padding, dilation=dilation)
-    ones = torch.ones((1, *in_shape), dtype=kernel.dtype, device=device)
+    options = dict(stride=stride, dilation=dilation)
+    ones = F.pad(torch.ones((1, *in_shape), dtype=kernel.dtype, device=device),
+                 [side for pair in reversed(pads) for side in pair])  # F.pad lists the last dimension first
     exact_in = conv(ones, kernel, None, groups=groups, **options)[0]
+    real = tuple(slice(before, before + size) for (before, _), size in zip(pads, in_shape[1:]))
     s_out = conv_input_grad(ones.shape, kernel, torch.ones_like(exact_in)[None], groups=groups, **options)
+    s_out = s_out[(..., *real)]
     if paper_in_strength:
         per_channel = kernel.sum(dim=tuple(range(1, kernel.dim())))
         s_in = per_channel.reshape(-1, *([1] * dims)).expand_as(exact_in)

@@ -16,7 +16,8 @@ a feature map is a 1x1 convolution: node_layout.py finds which nodes a value hol
 the nodes are multiplied by, when nothing else reads them, folds into the links entering them;
 BatchNorm folds into the weight layer that feeds it; a norm whose input nothing else reads
 (post-norm) folds its gain into the links entering those nodes, otherwise (pre-norm) into the
-links that read it; average pooling is a fixed kernel; a residual addition makes the fresh
+links that read it; no map folds across an activation (a gain read through one, or by a conv,
+is left out and listed); average pooling is a fixed kernel; a residual addition makes the fresh
 operand's nodes receive identity links from the other operand; a product of two fresh layers
 (gated MLP) merges them into one layer with both weight layers entering it; attention makes a
 new layer o with identity links from v (q and k only set the pattern); concatenation places
@@ -34,9 +35,9 @@ import torch
 from nngraph.errors import NNGraphError
 
 from .folding import Affine
-from .fx_nodes import (ATTENTION, AVG_POOLS, BATCH_NORMS, CONV, MATMUL, NORMS, REASONS, REDUCTIONS, SOFTMAX, VIEWS,
-                       Opaque, Parts, Ref, Seq, block_of, conv_padding, expand, module_label, numel, op_name, operands,
-                       shape_of)
+from .fx_nodes import (ATTENTION, AVG_POOLS, BATCH_NORMS, CONV, MATMUL, NORMS, PICKS, READS, REASONS, REDUCTIONS,
+                       SOFTMAX, VIEWS, Opaque, Parts, Ref, Seq, block_of, conv_padding, expand, module_label, numel,
+                       op_name, operands, shape_of)
 from .fused_parts import SPLITS, parts_of, siblings, views_between
 from .network import Topology, WeightLayer
 from .node_layout import channels_last_order, holds_channels_last, placement, sample_order
@@ -54,6 +55,8 @@ class Walk:
     head: dict = field(default_factory=dict)  # node layer -> the graph node that last produced it whole
     orders: dict = field(default_factory=dict)  # node layer -> its head's elements in (position, node) order
     born: dict = field(default_factory=dict)  # node layer -> the graph node that made it
+    gain_labels: dict = field(default_factory=dict)  # a pending gain's Affine -> (module path, class) of its norm
+    padded: dict = field(default_factory=dict)  # a feature map padded with zeros -> (the map, F.pad's sizes)
 
     def __post_init__(self):
         signature = self.program.graph_signature
@@ -158,12 +161,15 @@ class Walk:
     def fold_out(self, index: int, affine: Affine, node) -> None:
         """Nodes become scale * y + shift: every weight layer entering them carries it (the shift once).
         On a feature map the map is per channel: a conv's rows are its channels; links of no
-        kernel (a residual's identity) enter every position of each."""
+        kernel (a residual's identity) enter every position of each. `per` 0: one stored number
+        for every node, read by each layer's every row."""
         shape = self.topology.node_layers[index].shape
         for number, i in enumerate(self.entering(index)):
             layer = self.topology.weight_layers[i]
             part = affine if number == 0 else replace(affine, with_shift=False)
-            if len(shape) > 1 and not layer.is_conv and affine.keys():
+            if affine.per == 0:
+                part = replace(part, per=shape[0] if layer.is_conv else numel(shape))
+            elif len(shape) > 1 and not layer.is_conv and affine.keys():
                 part = replace(part, per=numel(shape[1:]))
             self.topology.weight_layers[i] = replace(layer, out_affines=(*layer.out_affines, part))
         self.head[index] = node  # the folded map's output now holds these nodes
@@ -192,8 +198,8 @@ class Walk:
             self.topology.skip(module_label(node)[0], "Embedding", REASONS["embedding"])
             self.origin[node] = Ref(None, node)
             return
-        if node in self.origin:
-            return  # a part of a fused layer, read with the first of its sibling selects
+        if node in self.origin or op.startswith("_assert"):
+            return  # a part of a fused layer, read with the first of its sibling selects; a check
         inputs = [self.ref(a) for a in tensors + lists]
         if not any(inputs):
             return  # constants, masks, positions: no nodes
@@ -215,14 +221,16 @@ class Walk:
             return self.attention(node, node.args[0], node.args[1], node.args[2])
         if op in MATMUL:
             return self.matmul(node)
-        if len(tensors) == 1 and _number_factor(node) is not None:
-            return self.scaled(node, op, tensors[0], _number_factor(node))
+        if len(tensors) == 1 and (factor := _number_factor(node)) is not None:
+            return self.scaled(node, op, tensors[0], Affine(factor=factor))
         if op in ("add", "add_") and len(tensors) == 2:
             return self.binary(node, "add")
         if op in ("mul", "mul_") and len(tensors) == 2:
             return self.binary(node, "mul")
         if op == "cat":
             return self.concat(node)
+        if op in ("pad", "constant_pad_nd"):
+            return self.pad(node, op)
         if op in SPLITS or op in ("select", "slice") and isinstance(self.origin.get(node.args[0]), Ref):
             return self.split(node, op, tensors)
         if op == "select" and isinstance(self.origin.get(node.args[0]), Seq):
@@ -287,11 +295,18 @@ class Walk:
             stride, padding, dilation, groups = args[3] or 1, args[4] or 0, args[5] or 1, args[6] or 1
         stride, dilation = expand(stride, dims), expand(dilation, dims)
         padding = expand(conv_padding(padding, w_shape[2:], dilation, name), dims)
+        padding_end = padding
+        if x in self.padded:  # zeros padded by hand: the conv pads by as much more
+            x, sizes = self.padded[x]
+            x_shape = shape_of(x)
+            padding, padding_end = (tuple(p + q for p, q in zip(padding, more)) for more in _by_dimension(sizes, dims))
+        self.leave_out(self.ref(x), REASONS["gain_map"])
         src = self.layer_of(x, node, numel(x_shape[1:]), name)
         dst = self.new_layer(name, f"conv{dims}d", shape_of(node)[1:], node)
         bias = args[2] if self.is_param(args[2]) else None
         self.add_weight_layer(WeightLayer(name, f"conv{dims}d", key, (self.params[bias.name],) if bias else (), src,
                                           dst, in_shape=x_shape[1:], stride=stride, padding=padding,
+                                          padding_end=padding_end if padding_end != padding else (),
                                           dilation=dilation, groups=int(groups)))
         self.origin[node] = Ref(dst)
 
@@ -299,14 +314,14 @@ class Walk:
         x = node.args[0]
         ref = self.origin.get(x)
         path, cls = module_label(node)
-        if (self.fold_batch_norm and isinstance(ref, Ref) and ref.layer is not None and not ref.gains
-                and self.fresh(self.find(ref.layer), node)):
+        if self.fold_batch_norm and self.next_to_links(ref, node):
             keys = [self.params[a.name] if self.is_param(a) else None for a in node.args[1:5]]
             self.fold_out(self.find(ref.layer), Affine(keys[0], keys[1], keys[2], keys[3],
                                                        float(node.args[BATCH_NORMS[op]])), node)
             self.topology.skip(path, cls, REASONS["batch_norm"])
         else:
-            self.topology.skip(path, cls, REASONS["batch_norm_kept"])
+            activated = self.fold_batch_norm and isinstance(ref, Ref) and ref.activated
+            self.topology.skip(path, cls, REASONS["batch_norm_activated" if activated else "batch_norm_kept"])
         self.origin[node] = ref
 
     def norm(self, node, op: str) -> None:
@@ -329,12 +344,33 @@ class Walk:
             shape = self.topology.node_layers[self.find(ref.layer)].shape
             if len(shape) == 1 and numel(shape_of(gain)) not in (1, shape[0]):
                 return Opaque(node, frozenset({self.find(ref.layer)}), (self.note(node, REASONS["head_norm"]),))
-        if isinstance(ref, Ref) and ref.layer is not None and not ref.gains and self.fresh(self.find(ref.layer), node):
+        if self.next_to_links(ref, node):
             self.fold_out(self.find(ref.layer), affine, node)
             return Ref(self.find(ref.layer))
-        if isinstance(ref, Ref):
+        if isinstance(ref, Ref) and affine.keys():  # a norm with no gain (OLMo's) leaves nothing to fold
+            self.gain_labels[affine] = module_label(node)
             return replace(ref, gains=(*ref.gains, affine))
         return ref
+
+    def next_to_links(self, ref, node) -> bool:
+        """Do the values of ref come straight from the links entering its nodes (no pending gain, no
+        activation between), and flow only into this op? Then a map applied here folds into them."""
+        return isinstance(ref, Ref) and ref.layer is not None and not ref.gains and not ref.activated \
+            and self.fresh(self.find(ref.layer), node)
+
+    def leave_out(self, ref, reason: str):
+        """The nodes without their pending gains, each listed: the links that read them here (through
+        an activation, a convolution or a pooling) do not carry them."""
+        if not isinstance(ref, Ref) or not ref.gains:
+            return ref
+        for affine in ref.gains:
+            self.topology.skip(*self.gain_labels[affine], reason)
+        return replace(ref, gains=())
+
+    def activate(self, ref: Ref) -> Ref:
+        """The nodes after an activation: pending gains stay out of the links after it, and no map
+        applied later folds into the links before it."""
+        return replace(self.leave_out(ref, REASONS["gain_activated"]), activated=True)
 
     def cut_here(self, node) -> bool:
         """Was the graph cut at this node (rather than before it)?"""
@@ -382,6 +418,7 @@ class Walk:
             if args[4] or args[5] is False and any(padding) or args[6] is not None:
                 return self.opaque(node, [x], REASONS["pool"])
         path, _ = module_label(node)
+        self.leave_out(ref, REASONS["gain_map"])
         src = self.layer_of(x, node, numel(x_shape[1:]), path)
         dst = self.new_layer(path, f"avgpool{dims}d", (x_shape[1], *y_shape[2:]) if len(y_shape) > 2
                              else (x_shape[1],) + (1,) * dims, node)
@@ -438,12 +475,17 @@ class Walk:
         a, b = node.args[0], node.args[1]
         refs = [self.ref(a), self.ref(b)]
         mapped = [r for r in refs if isinstance(r, Ref)]
-        if len(mapped) == 2 and self.same_nodes(*mapped):
-            self.origin[node] = mapped[0]  # f(x) * g(x): an activation (GELU's tanh form, SiLU), same nodes
-            return
         if len(mapped) == 2 and all(r.layer is None for r in mapped):
             self.origin[node] = Ref(None, node)  # embeddings summed before any layer: still the input
             return
+        if len(mapped) == 2 and self.find(mapped[0].layer) == self.find(mapped[1].layer):
+            if op == "mul" or any(r.activated for r in mapped):  # f(x) * g(x), x + f(x): GELU's tanh form, SiLU
+                self.leave_out(mapped[1], REASONS["gain_activated"])
+                self.origin[node] = self.activate(mapped[0])
+                return
+            if mapped[0].gains == mapped[1].gains:  # x + x
+                self.origin[node] = mapped[0]
+                return
         if len(mapped) == 1 and not any(isinstance(r, (Opaque, Seq)) for r in refs):
             ref, value, other = (refs[0], a, b) if isinstance(refs[0], Ref) else (refs[1], b, a)
             stored = self.stored_behind(other)
@@ -455,8 +497,8 @@ class Walk:
                 path, cls = module_label(node)
                 if "norm" in cls.lower() and not self.cut_here(node):  # RMSNorm written by hand
                     self.topology.skip(path, cls, REASONS["standardise"])
-            elif stored is not None and op == "mul":  # a stored number: Gemma's embedding scale
-                self.scaled(node, op, value, None)
+            elif stored is not None and op == "mul":  # a stored number: Gemma's embedding scale, ReZero's gain
+                self.scaled(node, op, value, Affine(self.params[stored[0].name], gain_offset=stored[1], per=0))
             else:
                 self.origin[node] = ref  # a constant or a per-sample statistic: the same nodes
             return
@@ -470,24 +512,41 @@ class Walk:
                 return self.residual(node, [r if isinstance(r, Ref) else Ref(None, r.root) for r in refs], a, b)
         self.elementwise(node, op, [a, b])
 
-    def scaled(self, node, op: str, x, factor: float | None) -> None:
-        """x times a constant: a number, or a stored one-element tensor (factor None: it may differ
-        between versions). The model's input scaled (Granite's embedding_multiplier, Gemma's
-        sqrt(d)) is the input. A layer's nodes that flow only into the product (Granite's
-        residual_multiplier) become the product: the number folds into the links entering them.
-        Elsewhere the product is part of an activation (GELU's 0.5 * x) or sets the attention
-        pattern's temperature: the same nodes."""
+    def scaled(self, node, op: str, x, number: Affine) -> None:
+        """x times a constant: a number, or a stored one-element tensor (`number`, as an Affine: a
+        stored one may differ between versions). The model's input scaled (Granite's
+        embedding_multiplier, Gemma's sqrt(d)) is the input. A layer's nodes that flow only into
+        the product (Granite's residual_multiplier, ReZero's learned gain) become the product: the
+        number folds into the links entering them. Elsewhere the product is part of an activation
+        (GELU's 0.5 * x, a number scaling what tanh reads) or sets the attention pattern's
+        temperature: the same nodes."""
         ref = self.ref(x)
-        if isinstance(ref, Ref) and not ref.gains:
-            if ref.layer is None and only_into(ref.root, (node,), self.position, self.is_param):
-                self.origin[node] = Ref(None, node)
-                return
-            if ref.layer is not None and factor is not None and not self.pattern_only[node] \
-                    and self.fresh(self.find(ref.layer), node):
-                self.fold_out(self.find(ref.layer), Affine(factor=factor), node)
-                self.origin[node] = Ref(self.find(ref.layer))
-                return
-        self.elementwise(node, op, [x])
+        if isinstance(ref, Ref) and not ref.gains and ref.layer is None \
+                and only_into(ref.root, (node,), self.position, self.is_param):
+            self.origin[node] = Ref(None, node)
+        elif not self.pattern_only[node] and not self.feeds_activation(node) and self.next_to_links(ref, node):
+            self.fold_out(self.find(ref.layer), number, node)
+            self.origin[node] = Ref(self.find(ref.layer))
+        elif isinstance(ref, Ref):
+            self.origin[node] = ref  # a number commutes with gains; no activation
+        else:
+            self.elementwise(node, op, [x])
+
+    def feeds_activation(self, node) -> bool:
+        """Does the value flow, through views, into an activation? Then a number it was multiplied
+        by belongs to that activation (Gemma 2's softcapping, cap * tanh(x / cap))."""
+        return any(self.feeds_activation(user) if op_name(user) in VIEWS else self.changes_values(user)
+                   for user in node.users)
+
+    def changes_values(self, node) -> bool:
+        """Is this an activation: an op of one value (besides parameters: PReLU's slope) that
+        changes each node's value? Not a view, a pick, a number's scale, a read through links or a
+        norm, nor arithmetic with a per-sample statistic or a mask (as a norm written by hand
+        computes)."""
+        op = op_name(node)
+        values = [a for a in operands(node) if not self.is_param(a)]
+        return len(values) == 1 and op not in VIEWS and op not in PICKS and op not in READS \
+            and _number_factor(node) is None and not _whole_slice(node, op)
 
     def stored_behind(self, value) -> tuple[object, float] | None:
         """(the stored tensor's graph node, a number added to it) when the value is a stored tensor,
@@ -500,13 +559,6 @@ class Walk:
                 offset += value.args[1]
             value = value.args[0]
         return (value, offset) if self.is_param(value) else None
-
-    def same_nodes(self, first: Ref, second: Ref) -> bool:
-        if first.gains != second.gains:
-            return False
-        if first.layer is None or second.layer is None:
-            return first.layer is None and second.layer is None and first.root is second.root
-        return self.find(first.layer) == self.find(second.layer)
 
     def residual(self, node, refs, a, b) -> None:
         """y = f(x) + x: the fresh operand's nodes become y's, and receive identity links from x.
@@ -529,14 +581,14 @@ class Walk:
             src = self.layer_of(value, node, nodes, path)
             self.identity(refs[i], src, dst, f"{path} (residual)")
         self.head[dst] = node
-        self.origin[node] = Ref(dst)
+        self.origin[node] = Ref(dst, activated=any(refs[i].activated for i in fresh))
 
     def gate(self, node, first: int, second: int) -> None:
         """A gated MLP's act(gate(x)) * up(x): one hidden layer with both weight layers entering."""
         if self.fresh(first, node) and self.fresh(second, node):
             self.merge(first, second)
             self.head[first] = node
-            self.origin[node] = Ref(first)
+            self.origin[node] = Ref(first, activated=True)
             return
         self.opaque(node, list(node.args[:2]), REASONS["product"])
 
@@ -604,6 +656,20 @@ class Walk:
         else:
             self.origin[node] = Parts(tuple(refs))
 
+    def pad(self, node, op: str) -> None:
+        """Zeros around a feature map's positions: no nodes (padding positions are not nodes), so a
+        convolution reading them pads by as much (TensorFlow's "same" padding, which MobileNet and
+        EfficientNet apply by hand, often more after than before). Any other reader is cut."""
+        args = list(node.args) + [None, None]
+        x, sizes = args[0], list(args[1])
+        mode, value = (args[2] or "constant", args[3]) if op == "pad" else ("constant", args[2])  # constant_pad_nd
+        ref, shape = self.ref(x), shape_of(x)
+        on_map = isinstance(ref, Ref) and (ref.layer is None or self.is_map(ref, shape))  # or the input image
+        if mode == "constant" and not value and on_map and len(sizes) <= 2 * (len(shape) - 2) \
+                and all(size >= 0 for size in sizes):
+            self.padded[node] = (x, sizes)
+        self.elementwise(node, op, [x])
+
     def select_step(self, node) -> None:
         seq = self.origin[node.args[0]]
         dim, index = int(node.args[1]), int(node.args[2])
@@ -643,7 +709,7 @@ class Walk:
             return self.opaque(node, tensors, REASONS["scores"])
         view = op in VIEWS or _whole_slice(node, op)
         if len(mapped) == 1 and isinstance(mapped[0], Ref) and (view or self.keeps_nodes(node, mapped[0])):
-            self.origin[node] = mapped[0]
+            self.origin[node] = self.activate(mapped[0]) if self.changes_values(node) else mapped[0]
             return
         if len(mapped) == 1 and isinstance(mapped[0], (Opaque, Seq)) and (view or len(operands(node)) == 1):
             self.origin[node] = mapped[0]
@@ -772,6 +838,13 @@ def _number_factor(node) -> float | None:
     if op == "div" and args[1] in numbers and args[1] != 0:
         return 1.0 / args[1]
     return None
+
+
+def _by_dimension(sizes: list, dims: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """F.pad's sizes ((before, after) pairs from the last dimension) as (before per dimension,
+    after per dimension) over the last `dims` dimensions."""
+    pairs = [(0, 0)] * dims + [tuple(sizes[i:i + 2]) for i in range(0, len(sizes), 2)][::-1]
+    return tuple(zip(*pairs[-dims:]))
 
 
 def _whole_slice(node, op: str) -> bool:

@@ -113,6 +113,49 @@ def test_average_pooling_is_a_fixed_kernel(pool):
     assert not result.skipped
 
 
+def conv_edges(kernel, src, dst, in_size, out_size, stride, before, groups=1):
+    """Edges of a 2-D conv on square maps, padded by `before` above and left (and as the output
+    size needs after): padding positions are not nodes."""
+    edges = []
+    c_out, c_in_group, k = kernel.shape[0], kernel.shape[1], kernel.shape[2]
+    for o in range(c_out):
+        for i in range(c_in_group):
+            c = (o // (c_out // groups)) * c_in_group + i
+            for y in range(out_size):
+                for x in range(out_size):
+                    for ky in range(k):
+                        for kx in range(k):
+                            iy, ix = y * stride + ky - before, x * stride + kx - before
+                            if 0 <= iy < in_size and 0 <= ix < in_size:
+                                edges.append((src, (c * in_size + iy) * in_size + ix, dst,
+                                              (o * out_size + y) * out_size + x, kernel[o, i, ky, kx]))
+    return edges
+
+
+class SamePadding(nn.Module):
+    """TensorFlow's "same" padding applied by hand, as MobileNet and EfficientNet do: more zeros
+    after than before for a stride of 2, on the input image and on a map."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Conv2d(1, 2, 3, stride=2), nn.Conv2d(2, 2, 3, stride=2, groups=2)
+
+    def forward(self, x):
+        return self.b(F.pad(torch.relu(self.a(F.pad(x, (0, 1, 0, 1)))), (1, 1, 1, 1)))
+
+
+def test_zeros_padded_by_hand_are_the_convolutions_padding():
+    """No node for a padding position, no cut: the conv reading the zeros pads by as much."""
+    m = seeded(SamePadding())
+    kernel = lambda conv: conv.weight.detach().double().numpy()  # noqa: E731
+    edges = conv_edges(kernel(m.a), 0, 1, 6, 3, 2, 0) + conv_edges(kernel(m.b), 1, 2, 3, 2, 2, 1, groups=2)
+    result = check(m, edges, {1: np.repeat(as_numpy(m.a.bias), 9), 2: np.repeat(as_numpy(m.b.bias), 4)},
+                   input_shape=(1, 6, 6))
+    assert [layer.layer.shape for layer in result.node_layers] == [(1, 6, 6), (2, 3, 3), (2, 2, 2)]
+    assert [w.layer.pads for w in result.weight_layers] == [((0, 1), (0, 1)), ((1, 1), (1, 1))]
+    assert not result.skipped
+
+
 class PreNorm(nn.Module):
     def __init__(self):
         super().__init__()
@@ -140,6 +183,69 @@ def test_a_post_norm_gain_folds_into_the_links_entering_it():
     g, beta = m.norm.weight, m.norm.bias
     edges = dense(g[:, None] * m.a.weight, 0, 1) + identity(0, 1, 4, as_numpy(g)) + dense(m.b.weight, 1, 2)
     check(m, edges, {1: as_numpy(g * m.a.bias + beta), 2: as_numpy(m.b.bias)})
+
+
+class ThroughActivation(nn.Module):
+    """Maps an activation stands between: a pre-norm gain read through ReLU, BatchNorm after
+    ReLU, a LayerNorm after GELU (BERT's prediction head), a number scaling what tanh reads
+    (Gemma 2's softcapping)."""
+
+    def __init__(self, case):
+        super().__init__()
+        self.case = case
+        self.a, self.b = nn.Linear(4, 4), nn.Linear(4, 2)
+        self.norm = nn.BatchNorm1d(4) if case == "batch_norm" else nn.LayerNorm(4)
+
+    def forward(self, x):
+        if self.case == "pre_norm":
+            return self.b(x + self.a(torch.relu(self.norm(x))))
+        if self.case == "batch_norm":
+            return self.b(self.norm(torch.relu(self.a(x))))
+        if self.case == "number":
+            return self.b(torch.tanh(self.a(x) / 4))
+        return self.b(self.norm(F.gelu(self.a(x))))
+
+
+@pytest.mark.parametrize("case", ["pre_norm", "batch_norm", "post_norm", "number"])
+def test_a_map_an_activation_stands_between_never_folds_across_it(case):
+    """act(g * x) is not g * act(x): a pre-norm gain read through an activation is left out and
+    listed; BatchNorm after an activation is kept as a pass-through; a LayerNorm after one
+    folds into the links that read it (W diag(g)), never into the links before the activation;
+    a number what an activation reads is scaled by belongs to the activation."""
+    m = seeded(ThroughActivation(case))
+    if case == "batch_norm":
+        with torch.no_grad():
+            m.norm.running_mean.copy_(torch.tensor([0.5, -1.0, 2.0, 0.0]))
+            m.norm.running_var.copy_(torch.tensor([1.0, 4.0, 0.25, 2.0]))
+    g, beta = m.norm.weight, m.norm.bias
+    b_weight, b_bias = (m.b.weight * g[None, :], m.b.bias + m.b.weight @ beta) if case == "post_norm" \
+        else (m.b.weight, m.b.bias)
+    edges = dense(m.a.weight, 0, 1) + dense(b_weight, 1, 2) + (identity(0, 1, 4) if case == "pre_norm" else [])
+    result = check(m, edges, {1: as_numpy(m.a.bias), 2: as_numpy(b_bias)})
+    reasons = {"pre_norm": [REASONS["standardise"], REASONS["gain_activated"]],
+               "batch_norm": [REASONS["batch_norm_activated"]], "post_norm": [REASONS["standardise"]], "number": []}
+    assert [s.reason for s in result.skipped] == reasons[case]
+    assert {s.name for s in result.skipped} <= {"norm"}
+
+
+class NormIntoConv(nn.Module):
+    """A GroupNorm read by a conv and, beside it, by the residual addition."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem, self.norm, self.conv = nn.Conv2d(1, 2, 1), nn.GroupNorm(1, 2), nn.Conv2d(2, 2, 3, padding=1)
+
+    def forward(self, x):
+        h = self.stem(x)
+        return h + self.conv(self.norm(h))
+
+
+def test_a_norm_gain_a_convolution_reads_is_listed_as_left_out():
+    network = network_from_module(seeded(NormIntoConv()), (1, 4, 4))
+    conv = next(w for w in network.topology.weight_layers if w.name == "conv")
+    assert conv.in_affines == () and not any(w.in_affines or w.out_affines for w in network.topology.weight_layers)
+    assert [(s.name, s.reason) for s in network.topology.skipped] == [("norm", REASONS["standardise"]),
+                                                                     ("norm", REASONS["gain_map"])]
 
 
 class Block(nn.Module):
@@ -240,6 +346,25 @@ def test_a_branch_scaled_by_a_number_folds_it_into_the_links_entering_it():
     result = check(m, edges, {1: as_numpy(m.a.bias), 2: as_numpy(0.25 * m.b.bias), 3: as_numpy(m.c.bias)})
     assert [layer.layer.kind for layer in result.node_layers] == ["input", "linear", "linear", "linear"]
     assert result.node_layers[0].layer.name == "input" and not result.skipped
+
+
+class ReZero(nn.Module):
+    """A residual branch scaled by a learned number (ReZero, a LayerScale of one value)."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b, self.alpha = nn.Linear(3, 3), nn.Linear(3, 2), nn.Parameter(torch.tensor(0.3))
+
+    def forward(self, x):
+        return self.b(x + self.alpha * self.a(x))
+
+
+def test_a_branch_scaled_by_a_learned_number_folds_it_into_the_links_entering_it():
+    m = seeded(ReZero())
+    alpha = m.alpha.detach()
+    edges = dense(alpha * m.a.weight, 0, 1) + identity(0, 1, 3) + dense(m.b.weight, 1, 2)
+    result = check(m, edges, {1: as_numpy(alpha * m.a.bias), 2: as_numpy(m.b.bias)})
+    assert not result.skipped
 
 
 class Pointwise(nn.Module):

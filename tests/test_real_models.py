@@ -415,6 +415,35 @@ def test_convnext_linear_layers_over_channels_are_1x1_convolutions_in_one_graph(
         np.testing.assert_allclose(measured[layer].strength.per_node()[0], channels_first.mean(0).numpy(), atol=1e-5)
 
 
+def test_mobilenet_v2_same_padding_by_hand_is_the_convolutions_padding(tmp_path):
+    """MobileNetV2 pads each conv's input with zeros by hand, as TensorFlow's "same" padding, more
+    after than before where its stride is 2: the conv pads by as much, so the model is one graph
+    with no cut, and its strengths and data metrics are the conv's own."""
+    import transformers
+
+    transformers.set_seed(0)
+    transformers.MobileNetV2Model(transformers.MobileNetV2Config(
+        num_channels=1, image_size=16, depth_multiplier=0.35)).save_pretrained(tmp_path)
+    network = load_network(tmp_path)
+    topology = network.topology
+    assert [layer.kind for layer in topology.node_layers].count("cut") == 0 and not any(
+        s.kind == "pad" or "pad" in s.reason for s in topology.skipped)
+    assert reachable(topology, 0) == set(range(len(topology.node_layers)))
+    stem = topology.weight_layers[0]
+    assert stem.name == "conv_stem.first_conv.convolution" and stem.pads == ((0, 1), (0, 1))
+    assert topology.node_layers[stem.src].shape == (1, 16, 16) and topology.node_layers[stem.dst].shape[1:] == (8, 8)
+    module = load_runnable(tmp_path)
+    images = torch.randn(6, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    measured = data_metrics(module, images, batch_size=6).by_index
+    captured = []
+    hook = module.conv_stem.first_conv.normalization.register_forward_hook(lambda m, a, out: captured.append(out))
+    with torch.no_grad():
+        module.eval()(images)  # BatchNorm with its running statistics, as the data pass reads it
+    hook.remove()
+    np.testing.assert_allclose(measured[stem.dst].strength.per_node()[0],
+                               captured[0].reshape(6, -1).double().mean(0).numpy(), atol=1e-5)
+
+
 def test_a_checkpoint_that_transformers_converts_on_loading_is_refused(tmp_path):
     """Mixtral's experts are stored one by one and merged by transformers when it loads them:
     not a rename, so nngraph, which reads tensors as stored, refuses in one line."""
