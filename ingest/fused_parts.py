@@ -18,7 +18,7 @@ import torch
 
 from .fx_nodes import numel, op_name, shape_of
 
-RESHAPES = {"view", "reshape", "_unsafe_view", "unsqueeze", "squeeze", "flatten", "unflatten"}
+RESHAPES = {"view", "reshape", "_unsafe_view", "unsqueeze", "squeeze", "flatten", "unflatten", "reshape_as", "view_as"}
 KEEP_ORDER = {"contiguous", "clone", "alias", "detach", "_to_copy", "to", "type_as", "lift_fresh_copy", "dropout",
               "feature_dropout", "alpha_dropout"}
 REARRANGE = {"transpose", "permute", "t", "numpy_T", "movedim", "swapaxes", "select", "slice"}

@@ -13,7 +13,10 @@ from .folding import Affine
 
 VIEWS = {"view", "reshape", "_unsafe_view", "transpose", "permute", "expand", "unsqueeze", "squeeze", "flatten",
          "contiguous", "clone", "alias", "detach", "t", "unflatten", "repeat_interleave", "_to_copy", "to",
-         "lift_fresh_copy", "dropout", "feature_dropout", "alpha_dropout", "getitem", "type_as"}
+         "lift_fresh_copy", "dropout", "feature_dropout", "alpha_dropout", "getitem", "type_as", "reshape_as",
+         "view_as", "expand_as", "movedim", "swapaxes", "swapdims", "numpy_T", "dropout_", "feature_dropout_",
+         "alpha_dropout_"}
+SHAPED_LIKE = {"type_as", "reshape_as", "view_as", "expand_as"}  # the second value gives only its type or shape
 BATCH_NORMS = {"batch_norm": 7, "native_batch_norm": 7, "_native_batch_norm_legit_no_training": 6,
                "_native_batch_norm_legit": 7}  # op -> position of eps
 NORMS = {"layer_norm": (2, 3), "native_layer_norm": (2, 3), "rms_norm": (2, None), "group_norm": (2, 3),
@@ -26,9 +29,10 @@ ATTENTION = {"scaled_dot_product_attention", "_scaled_dot_product_flash_attentio
 MATMUL = {"matmul", "bmm", "mm", "einsum", "baddbmm"}
 ARITHMETIC = {"add", "add_", "sub", "sub_", "mul", "mul_", "div", "div_"}
 SOFTMAX = {"softmax", "_softmax", "log_softmax", "_log_softmax", "_safe_softmax"}
-# ops that move, pick, mask or zero-pad a node's values without changing them: no activation
+# ops that move, pick, mask or zero-pad a node's values without changing them, or shift them by a
+# number (`x + c`, `1 - x`): no activation
 PICKS = {"select", "slice", "index", "index_select", "gather", "narrow", "roll", "flip", "masked_fill", "where", "pad",
-         "constant_pad_nd"}
+         "constant_pad_nd", "rsub"} | ARITHMETIC
 REDUCTIONS = {"mean", "sum", "var", "std", "var_mean", "amax", "amin", "norm", "linalg_vector_norm", "logsumexp"}
 # ops that read a value through links or standardise it: whatever they are, not an activation
 READS = {"linear", "addmm", "cat", "stack", "split", "split_with_sizes", "chunk", "unbind"} | CONV | MATMUL \

@@ -36,8 +36,8 @@ from nngraph.errors import NNGraphError
 
 from .folding import Affine
 from .fx_nodes import (ATTENTION, AVG_POOLS, BATCH_NORMS, CONV, MATMUL, NORMS, PICKS, READS, REASONS, REDUCTIONS,
-                       SOFTMAX, VIEWS, Opaque, Parts, Ref, Seq, block_of, conv_padding, expand, module_label, numel,
-                       op_name, operands, shape_of)
+                       SHAPED_LIKE, SOFTMAX, VIEWS, Opaque, Parts, Ref, Seq, block_of, conv_padding, expand,
+                       module_label, numel, op_name, operands, shape_of)
 from .fused_parts import SPLITS, parts_of, siblings, views_between
 from .network import Topology, WeightLayer
 from .node_layout import channels_last_order, holds_channels_last, placement, sample_order
@@ -80,10 +80,10 @@ class Walk:
         ref = self.ref(value)
         if isinstance(ref, Ref) and ref.layer is not None:
             index = self.find(ref.layer)
-            if self.topology.node_layers[index].nodes == nodes:
+            if self.topology.node_layers[index].nodes == nodes and not self.reordered(index, value):
                 return index
-            # read with another size: a reshape changed what a node is (Swin's feature map read as
-            # a sequence of its positions)
+            # read with another size, or its nodes in another order: views changed what a node is
+            # (Swin's feature map read as a sequence of its positions, ShuffleNet's channel shuffle)
             ref = Opaque(value, frozenset({index}), (self.note(value, REASONS["regrouped"]),))
         cut = not isinstance(ref, Ref)
         root = ref.root if isinstance(ref, (Ref, Opaque)) else value
@@ -136,6 +136,13 @@ class Walk:
             chain.append((value, mine[0]))
             value = mine[0]
         return placement(made, chain[::-1], self.topology.node_layers[index].nodes, self.orders.get(index))
+
+    def reordered(self, index: int, value) -> bool:
+        """Does the value hold a feature map's nodes in an order of its own (views moved them)?"""
+        if len(self.topology.node_layers[index].shape) < 2:
+            return False
+        place = self.placement(index, value)
+        return place is not None and sample_order(place) is not None
 
     def channels_last(self, ref, x, channels: int) -> tuple[int, ...] | None:
         """The feature map's shape (C, *positions) when x is its nodes with the channels last and C
@@ -593,19 +600,49 @@ class Walk:
         self.opaque(node, list(node.args[:2]), REASONS["product"])
 
     def concat(self, node) -> None:
+        """Node layers side by side: identity links at offsets. A part with no fixed links (max
+        pooling's output, as DenseNet concatenates it in each of its blocks) is a cut layer, as a
+        weight layer reading it makes one."""
         parts, dim = node.args[0], (node.args[1] if len(node.args) > 1 else 0)
-        refs = [self.origin.get(p) for p in parts]
+        refs = [self.ref(p) for p in parts]
+        if len(refs) == 1:  # one part (DenseNet's first layer of a block): the same values
+            self.origin[node] = refs[0]
+            return
         shape = shape_of(node)
-        along_nodes = int(dim) % len(shape) in (1, len(shape) - 1) if shape else False
-        if not along_nodes or not all(isinstance(r, Ref) and r.layer is not None for r in refs):
-            return self.opaque(node, parts, "a concatenation along positions, or of values without fixed links: "
-                                            "the graph is cut here")
+        linked = [(r, p) for r, p in zip(refs, parts) if isinstance(r, Ref) and r.layer is not None]
+        # parts computed from node layers (not a class token: a stored constant), not only for q and k
+        derived = all(isinstance(r, Ref) or isinstance(r, Opaque) and r.layers for r in refs)
+        if linked and shape and derived and not self.pattern_only[node]:
+            maps = len(self.topology.node_layers[self.find(linked[0][0].layer)].shape) > 1  # along their channels
+            if int(dim) % len(shape) == (1 if maps else len(shape) - 1) \
+                    and all(self.held_as_made(self.find(r.layer), p, maps) for r, p in linked):
+                return self.place_side_by_side(node, parts, refs, maps)
+        self.opaque(node, parts, "a concatenation along positions, or of values without fixed links: the graph is "
+                                 "cut here")
+
+    def held_as_made(self, index: int, value, maps: bool) -> bool:
+        """Does the value hold the layer's nodes as the layer numbers them: a feature map (C,
+        *positions) in order, or features last (not a map read as a sequence: CvT's tokens)?"""
+        layer, shape = self.topology.node_layers[index], shape_of(value)
+        if maps:
+            return tuple(shape[1:]) == tuple(layer.shape) and not self.reordered(index, value)
+        return len(layer.shape) == 1 and shape[-1] == layer.nodes
+
+    def place_side_by_side(self, node, parts, refs, maps: bool) -> None:
+        """A concat layer: identity links from each part's nodes, at its offset."""
         path, _ = module_label(node)
-        nodes = sum(self.topology.node_layers[self.find(r.layer)].nodes for r in refs)
+        sources = []
+        for part, ref in zip(parts, refs):
+            if isinstance(ref, Ref) and ref.layer is not None:
+                sources.append((ref, self.find(ref.layer)))
+            else:  # the model's input, or a value with no fixed links: a layer of its own
+                nodes = numel(shape_of(part)[1:]) if maps else shape_of(part)[-1]
+                own = ref if isinstance(ref, Ref) else Ref(None, part)
+                sources.append((own, self.layer_of(part, node, nodes, path)))
+        nodes = sum(self.topology.node_layers[src].nodes for _, src in sources)
         dst = self.new_layer(f"{path} (concat)", "concat", self.node_shape(node, nodes), node)
         offset = 0
-        for ref in refs:
-            src = self.find(ref.layer)
+        for ref, src in sources:
             self.identity(ref, src, dst, f"{path} (concat)", offset)
             offset += self.topology.node_layers[src].nodes
         self.origin[node] = Ref(dst)
@@ -701,8 +738,8 @@ class Walk:
     def elementwise(self, node, op: str, tensors) -> None:
         """Views, activations and other one-input maps keep the nodes; anything that changes the
         node set, or combines node layers without fixed links, is opaque."""
-        if op == "type_as":
-            tensors = tensors[:1]  # the second gives only the type
+        if op in SHAPED_LIKE:
+            tensors = tensors[:1]  # the second gives only the type or shape
         refs = [self.ref(t) for t in tensors]
         mapped = [r for r in refs if r is not None]
         if op in SOFTMAX:  # weights over positions: attention's probabilities, whatever they were summed from

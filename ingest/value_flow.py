@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import heapq
 
-from .fx_nodes import ARITHMETIC, ATTENTION, SOFTMAX, VIEWS, op_name, operands
+from .fx_nodes import ARITHMETIC, ATTENTION, SHAPED_LIKE, SOFTMAX, VIEWS, op_name, operands
 
 
 def only_into(head, consumers, position: dict, is_param) -> bool:
@@ -44,9 +44,10 @@ def _of_reached(node, reached: set, is_param) -> bool:
 
 
 def _gives_only_type(value, user) -> bool:
-    """`x.type_as(value)`: value gives x its type, not its values; `_assert_*`: checked only."""
+    """`x.type_as(value)`, `x.reshape_as(value)`: value gives x its type or shape, not its values;
+    `_assert_*`: checked only."""
     op = op_name(user)
-    return op == "type_as" and user.args[0] is not value or op.startswith("_assert")
+    return op in SHAPED_LIKE and user.args[0] is not value or op.startswith("_assert")
 
 
 def _into_pattern(value, user, found: dict) -> bool:

@@ -85,6 +85,31 @@ def test_batch_norm_folds_into_the_layer_before_it_or_passes_through():
     assert "pass-through" in kept.skipped[0].reason
 
 
+class TokensBatchNorm(nn.Module):
+    """LeViT's Linear with BatchNorm: the norm over every token of the batch, its output shaped
+    back with `reshape_as` (the second value gives only its shape)."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.bn, self.b = nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 2)
+
+    def forward(self, x):
+        h = self.a(x)
+        return self.b(torch.relu(self.bn(h.flatten(0, 1)).reshape_as(h)))
+
+
+def test_batch_norm_over_tokens_shaped_back_folds_into_the_layer_before_it():
+    m = seeded(TokensBatchNorm())
+    with torch.no_grad():
+        m.bn.running_mean.copy_(torch.tensor([0.5, -1.0, 2.0, 0.0]))
+        m.bn.running_var.copy_(torch.tensor([1.0, 4.0, 0.25, 2.0]))
+    scale = m.bn.weight / torch.sqrt(m.bn.running_var + m.bn.eps)
+    edges = dense(m.a.weight * scale[:, None], 0, 1) + dense(m.b.weight, 1, 2)
+    result = check(m, edges, {1: as_numpy((m.a.bias - m.bn.running_mean) * scale + m.bn.bias),
+                              2: as_numpy(m.b.bias)}, input_shape=(5, 3))
+    assert [(s.name, s.reason) for s in result.skipped] == [("bn", REASONS["batch_norm"])]
+
+
 @pytest.mark.parametrize("pool", [nn.AvgPool2d(2), nn.AdaptiveAvgPool2d(1)], ids=["avg", "global"])
 def test_average_pooling_is_a_fixed_kernel(pool):
     m = seeded(nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), pool, nn.Flatten(),
@@ -435,6 +460,26 @@ def test_a_feature_map_read_as_a_sequence_of_its_positions_is_cut_and_listed():
     assert [s.reason for s in topology.skipped] == [REASONS["regrouped"]]
 
 
+class Shuffle(nn.Module):
+    """ShuffleNet's channel shuffle between two convs: views that move the channels."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Conv2d(1, 4, 1), nn.Conv2d(4, 1, 1)
+
+    def forward(self, x):
+        h = self.a(x)
+        return self.b(h.view(-1, 2, 2, 3, 3).transpose(1, 2).reshape(-1, 4, 3, 3))
+
+
+def test_a_feature_map_read_with_its_channels_moved_is_cut_never_wired_as_before():
+    """Node (c, p) of the shuffled value is another channel's: links from the map as made would
+    enter the wrong nodes. The shuffled value is a cut layer of its own."""
+    topology = network_from_module(seeded(Shuffle()), (1, 3, 3)).topology
+    assert [layer.kind for layer in topology.node_layers] == ["input", "conv2d", "cut", "conv2d"]
+    assert [s.reason for s in topology.skipped] == [REASONS["regrouped"]]
+
+
 class Rotary(nn.Module):
     """Attention with rotary position embeddings of q and k: of their halves (LLaMA's
     rotate_half, a concatenation) or of interleaved pairs (GPT-J's and Cohere's, a stack)."""
@@ -569,6 +614,37 @@ def test_concatenation_places_node_layers_side_by_side():
     edges = (dense(m.a.weight, 0, 1) + dense(m.b.weight, 0, 2) + identity(1, 3, 2) + identity(2, 3, 4, offset=2)
              + dense(m.c.weight, 3, 4))
     check(m, edges, {1: as_numpy(m.a.bias), 2: as_numpy(m.b.bias), 4: as_numpy(m.c.bias)})
+
+
+class DenseBlock(nn.Module):
+    """DenseNet's block after max pooling: the pooled map is concatenated with what a conv makes
+    of it (after a concatenation of that one map alone)."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem, self.grow, self.out = nn.Conv2d(1, 2, 1), nn.Conv2d(2, 2, 1), nn.Conv2d(4, 1, 1)
+
+    def forward(self, x):
+        pooled = F.max_pool2d(self.stem(x), 2)
+        return self.out(torch.cat([pooled, self.grow(torch.cat([pooled], 1))], 1))
+
+
+def test_a_part_with_no_fixed_links_is_concatenated_as_one_cut_layer():
+    """The pooled map is one cut layer, read by the conv and placed in the concatenation."""
+    m = seeded(DenseBlock())
+
+    def per_position(conv, src, dst, positions):
+        w = conv.weight.detach().double().numpy()[:, :, 0, 0]
+        return [(src, i * positions + p, dst, j * positions + p, w[j, i]) for j in range(w.shape[0])
+                for i in range(w.shape[1]) for p in range(positions)]
+
+    edges = per_position(m.stem, 0, 1, 16) + per_position(m.grow, 2, 3, 4) + identity(2, 4, 8) \
+        + identity(3, 4, 8, offset=8) + per_position(m.out, 4, 5, 4)
+    on = lambda conv, positions: np.repeat(as_numpy(conv.bias), positions)  # noqa: E731
+    result = check(m, edges, {1: on(m.stem, 16), 3: on(m.grow, 4), 5: on(m.out, 4)}, input_shape=(1, 4, 4))
+    assert [layer.layer.kind for layer in result.node_layers] == ["input", "conv2d", "cut", "conv2d", "concat",
+                                                                  "conv2d"]
+    assert [s.reason for s in result.skipped] == [REASONS["max_pool"]]
 
 
 class Rows(nn.Module):
