@@ -51,8 +51,8 @@ REASONS = {
                    "next to it (entering its nodes, or reading them directly)",
     "batch_norm": "BatchNorm in eval mode folded into the weight layer that feeds it",
     "batch_norm_kept": "BatchNorm kept as a pass-through (nothing to fold it into, or --batchnorm pass-through)",
-    "batch_norm_activated": "BatchNorm after an activation is not next to the links entering its nodes: kept as a "
-                            "pass-through",
+    "batch_norm_read": "BatchNorm in eval mode, not next to the links entering its nodes: folded as a gain into the "
+                       "links that read it (a Linear's, an identity's)",
     "gain_activated": "its gain acts before an activation, so it does not fold into the links after it: left out "
                       "of them",
     "gain_map": "its gain is read by a convolution or pooling, which nngraph does not fold a gain into: left out of "

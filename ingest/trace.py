@@ -14,14 +14,15 @@ Every value of the graph is, for the walk, one of:
 The rules (METRICS.md section 9): Linear/Conv are weight layers (a Linear over the channels of
 a feature map is a 1x1 convolution: node_layout.py finds which nodes a value holds); a number
 the nodes are multiplied by, when nothing else reads them, folds into the links entering them;
-BatchNorm folds into the weight layer that feeds it; a norm whose input nothing else reads
-(post-norm) folds its gain into the links entering those nodes, otherwise (pre-norm) into the
-links that read it; no map folds across an activation (a gain read through one, or by a conv,
-is left out and listed); average pooling is a fixed kernel; a residual addition makes the fresh
-operand's nodes receive identity links from the other operand; a product of two fresh layers
-(gated MLP) merges them into one layer with both weight layers entering it; attention makes a
-new layer o with identity links from v (q and k only set the pattern); concatenation places
-node layers side by side; recurrent layers unroll (recurrent.py).
+a norm (BatchNorm too) whose input nothing else reads (post-norm, a conv's BatchNorm) folds its
+gain into the links entering those nodes, otherwise (pre-norm) into the links that read it; no
+map folds across an activation (a gain read through one, or by a conv, is left out and
+listed); average pooling is a fixed kernel; zeros padded by hand are the padding of the conv
+reading them; a residual addition makes the fresh operand's nodes receive identity links from
+the other operand; a product of two fresh layers (gated MLP) merges them into one layer with
+both weight layers entering it; attention makes a new layer o with identity links from v (q
+and k only set the pattern); concatenation places node layers side by side; recurrent layers
+unroll (recurrent.py).
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ class Walk:
     head: dict = field(default_factory=dict)  # node layer -> the graph node that last produced it whole
     orders: dict = field(default_factory=dict)  # node layer -> its head's elements in (position, node) order
     born: dict = field(default_factory=dict)  # node layer -> the graph node that made it
-    gain_labels: dict = field(default_factory=dict)  # a pending gain's Affine -> (module path, class) of its norm
+    pending: dict = field(default_factory=dict)  # a pending gain's Affine -> ((module path, class) of its norm, values)
     padded: dict = field(default_factory=dict)  # a feature map padded with zeros -> (the map, F.pad's sizes)
 
     def __post_init__(self):
@@ -184,7 +185,7 @@ class Walk:
     def identity(self, src_ref: Ref, src: int, dst: int, name: str, offset: int = 0) -> None:
         size = self.topology.node_layers[src].nodes
         self.add_weight_layer(WeightLayer(name, "identity", None, (), src, dst, size=size, dst_offset=offset,
-                                          in_affines=src_ref.gains))
+                                          in_affines=self.read_gains(src_ref, src)))
 
     def merge(self, keep: int, drop: int) -> None:
         self.alias[drop] = keep
@@ -271,9 +272,8 @@ class Walk:
             return self.pointwise(node, name, key, bias_keys, self.find(ref.layer), feature_map, out_features)
         src = self.layer_of(x, node, in_features, name)
         dst = self.new_layer(name, "linear", (out_features,), node)
-        gains = ref.gains if isinstance(ref, Ref) else ()
         self.add_weight_layer(WeightLayer(name, "linear", key, bias_keys, src, dst, transposed=transposed,
-                                          in_affines=gains))
+                                          in_affines=self.read_gains(ref, src)))
         self.origin[node] = Ref(dst)
 
     def pointwise(self, node, name: str, key: str, bias_keys: tuple, src: int, feature_map: tuple,
@@ -318,18 +318,21 @@ class Walk:
         self.origin[node] = Ref(dst)
 
     def batch_norm(self, node, op: str) -> None:
-        x = node.args[0]
-        ref = self.origin.get(x)
+        """BatchNorm in eval mode is a per-channel affine map: folded as a norm's gain, into the
+        links entering its nodes when next to them (conv, BatchNorm), else into the links that
+        read it (after an activation: Linear, ReLU, BatchNorm, Linear)."""
+        ref = self.ref(node.args[0])
         path, cls = module_label(node)
-        if self.fold_batch_norm and self.next_to_links(ref, node):
-            keys = [self.params[a.name] if self.is_param(a) else None for a in node.args[1:5]]
-            self.fold_out(self.find(ref.layer), Affine(keys[0], keys[1], keys[2], keys[3],
-                                                       float(node.args[BATCH_NORMS[op]])), node)
-            self.topology.skip(path, cls, REASONS["batch_norm"])
-        else:
-            activated = self.fold_batch_norm and isinstance(ref, Ref) and ref.activated
-            self.topology.skip(path, cls, REASONS["batch_norm_activated" if activated else "batch_norm_kept"])
-        self.origin[node] = ref
+        if not self.fold_batch_norm or not isinstance(ref, Ref):
+            self.topology.skip(path, cls, REASONS["batch_norm_kept"])
+            self.origin[node] = ref
+            return
+        stored = [a if self.is_param(a) else None for a in node.args[1:5]]  # gain, shift, mean, variance
+        keys = [self.params[a.name] if a is not None else None for a in stored]
+        adjacent = self.next_to_links(ref, node)
+        self.origin[node] = self.with_gain(ref, node, Affine(*keys, float(node.args[BATCH_NORMS[op]])),
+                                           next((a for a in stored if a is not None), None))
+        self.topology.skip(path, cls, REASONS["batch_norm" if adjacent else "batch_norm_read"])
 
     def norm(self, node, op: str) -> None:
         x = node.args[0]
@@ -355,9 +358,17 @@ class Walk:
             self.fold_out(self.find(ref.layer), affine, node)
             return Ref(self.find(ref.layer))
         if isinstance(ref, Ref) and affine.keys():  # a norm with no gain (OLMo's) leaves nothing to fold
-            self.gain_labels[affine] = module_label(node)
+            self.pending[affine] = (module_label(node), numel(shape_of(gain)) if gain is not None else 0)
             return replace(ref, gains=(*ref.gains, affine))
         return ref
+
+    def read_gains(self, ref, src: int) -> tuple[Affine, ...]:
+        """The pending gains as links from layer src read them: a gain of one value per channel of
+        a feature map read node by node (flattened for a Linear layer) acts on each position."""
+        gains, shape = ref.gains if isinstance(ref, Ref) else (), self.topology.node_layers[src].shape
+        if len(shape) < 2:
+            return gains
+        return tuple(replace(a, per=numel(shape[1:])) if self.pending[a][1] == shape[0] else a for a in gains)
 
     def next_to_links(self, ref, node) -> bool:
         """Do the values of ref come straight from the links entering its nodes (no pending gain, no
@@ -371,7 +382,7 @@ class Walk:
         if not isinstance(ref, Ref) or not ref.gains:
             return ref
         for affine in ref.gains:
-            self.topology.skip(*self.gain_labels[affine], reason)
+            self.topology.skip(*self.pending[affine][0], reason)
         return replace(ref, gains=())
 
     def activate(self, ref: Ref) -> Ref:
@@ -467,7 +478,7 @@ class Walk:
                 .reshape(-1)
         repeat = o_nodes // v_nodes
         self.add_weight_layer(WeightLayer(f"{path} (v -> o)", "identity", None, (), src, dst, size=o_nodes,
-                                          in_affines=v_ref.gains, repeat=repeat, head_dim=head_dim))
+                                          in_affines=self.read_gains(v_ref, src), repeat=repeat, head_dim=head_dim))
         self.origin[node] = Ref(dst)
 
     def matmul(self, node) -> None:

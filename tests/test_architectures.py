@@ -234,23 +234,43 @@ class ThroughActivation(nn.Module):
 @pytest.mark.parametrize("case", ["pre_norm", "batch_norm", "post_norm", "number"])
 def test_a_map_an_activation_stands_between_never_folds_across_it(case):
     """act(g * x) is not g * act(x): a pre-norm gain read through an activation is left out and
-    listed; BatchNorm after an activation is kept as a pass-through; a LayerNorm after one
-    folds into the links that read it (W diag(g)), never into the links before the activation;
-    a number what an activation reads is scaled by belongs to the activation."""
+    listed; BatchNorm or a LayerNorm after an activation folds into the links that read it
+    (W diag(s), b + W t), never into the links before the activation; a number what an
+    activation reads is scaled by belongs to the activation."""
     m = seeded(ThroughActivation(case))
+    scale, shift = m.norm.weight, m.norm.bias
     if case == "batch_norm":
         with torch.no_grad():
             m.norm.running_mean.copy_(torch.tensor([0.5, -1.0, 2.0, 0.0]))
             m.norm.running_var.copy_(torch.tensor([1.0, 4.0, 0.25, 2.0]))
-    g, beta = m.norm.weight, m.norm.bias
-    b_weight, b_bias = (m.b.weight * g[None, :], m.b.bias + m.b.weight @ beta) if case == "post_norm" \
-        else (m.b.weight, m.b.bias)
+        scale = m.norm.weight / torch.sqrt(m.norm.running_var + m.norm.eps)
+        shift = m.norm.bias - m.norm.running_mean * scale
+    b_weight, b_bias = (m.b.weight * scale[None, :], m.b.bias + m.b.weight @ shift) \
+        if case in ("batch_norm", "post_norm") else (m.b.weight, m.b.bias)
     edges = dense(m.a.weight, 0, 1) + dense(b_weight, 1, 2) + (identity(0, 1, 4) if case == "pre_norm" else [])
     result = check(m, edges, {1: as_numpy(m.a.bias), 2: as_numpy(b_bias)})
     reasons = {"pre_norm": [REASONS["standardise"], REASONS["gain_activated"]],
-               "batch_norm": [REASONS["batch_norm_activated"]], "post_norm": [REASONS["standardise"]], "number": []}
+               "batch_norm": [REASONS["batch_norm_read"]], "post_norm": [REASONS["standardise"]], "number": []}
     assert [s.reason for s in result.skipped] == reasons[case]
     assert {s.name for s in result.skipped} <= {"norm"}
+
+
+def test_batch_norm_after_an_activation_on_a_map_folds_per_channel_into_the_linear_reading_it():
+    """Conv, ReLU, BatchNorm, then a Linear layer over the flattened map: each channel's scale and
+    shift act on every position the Linear reads."""
+    m = seeded(nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.BatchNorm2d(2), nn.Flatten(),
+                             nn.Linear(32, 3)))
+    norm, linear = m[2], m[4]
+    with torch.no_grad():
+        norm.running_mean.copy_(torch.tensor([0.5, -1.0]))
+        norm.running_var.copy_(torch.tensor([4.0, 0.25]))
+    scale = (norm.weight / torch.sqrt(norm.running_var + norm.eps)).repeat_interleave(16)
+    shift = norm.bias.repeat_interleave(16) - norm.running_mean.repeat_interleave(16) * scale
+    edges = conv_edges(m[0].weight.detach().double().numpy(), 0, 1, 4, 4, 1, 1) \
+        + dense(linear.weight * scale[None, :], 1, 2)
+    biases = {1: np.repeat(as_numpy(m[0].bias), 16), 2: as_numpy(linear.bias + linear.weight @ shift)}
+    result = check(m, edges, biases, input_shape=(1, 4, 4))
+    assert [(s.name, s.reason) for s in result.skipped] == [("2", REASONS["batch_norm_read"])]
 
 
 class NormIntoConv(nn.Module):

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from graph_check import stored_edges, strengths_from_edges
 from nngraph.ingest import compute_metrics, graph_pass, layer_passes, load_network, network_from_module
 from test_architecture_properties import LinearBlock, Recurrent, ScaleNorm, seeded
-from test_architectures import ReZero, Sandwich, Scaled
+from test_architectures import ReZero, Sandwich, Scaled, ThroughActivation
 
 
 def both_ways(network, window_bytes):
@@ -95,10 +95,12 @@ def test_the_graph_pass_on_real_models(real_models, name):
     assert read, name
 
 
-@pytest.mark.parametrize("module, input_shape", [(Sandwich, (3, 4)), (Scaled, None), (ReZero, None)])
+@pytest.mark.parametrize("module, input_shape", [(Sandwich, (3, 4)), (Scaled, None), (ReZero, None),
+                                                 (lambda: ThroughActivation("batch_norm"), None)],
+                         ids=["sandwich", "scaled", "rezero", "batch_norm_read"])
 def test_the_graph_pass_folds_the_maps_torch_computes(module, input_shape):
-    """Gemma's norms (1 + w), Granite's numbers and a learned one (ReZero): torch computes such a
-    map's scale for the call, as BatchNorm's."""
+    """Gemma's norms (1 + w), Granite's numbers, a learned one (ReZero) and BatchNorm read by the
+    links after it: torch computes such a map's scale for the call."""
     network = network_from_module(seeded(module(), 5).float(), input_shape)
     layers = network.topology.weight_layers
     assert any(affine.given for w in layers for affine in (*w.in_affines, *w.out_affines))
