@@ -558,13 +558,12 @@ class Walk:
 
     def changes_values(self, node) -> bool:
         """Is this an activation: an op of one value (besides parameters: PReLU's slope) that
-        changes each node's value? Not a view, a pick, a number's scale, a read through links or a
-        norm, nor arithmetic with a per-sample statistic or a mask (as a norm written by hand
-        computes)."""
+        changes each node's value? Not a view, a pick, arithmetic (a number's scale or shift; with a
+        per-sample statistic or a mask, as a norm written by hand computes), nor a read through
+        links or a norm."""
         op = op_name(node)
         values = [a for a in operands(node) if not self.is_param(a)]
-        return len(values) == 1 and op not in VIEWS and op not in PICKS and op not in READS \
-            and _number_factor(node) is None and not _whole_slice(node, op)
+        return len(values) == 1 and op not in VIEWS and op not in PICKS and op not in READS
 
     def stored_behind(self, value) -> tuple[object, float] | None:
         """(the stored tensor's graph node, a number added to it) when the value is a stored tensor,
