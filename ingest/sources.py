@@ -75,7 +75,8 @@ def load_network(path: str | Path, *, arch: str | None = None, input_shape: tupl
 
 def load_runnable(path: str | Path, *, arch: str | None = None, trust_pickle: bool = False, **_graph_options):
     """The model of a file or model directory with this version's weights, to run on data
-    (--data): its code comes from the .pt2 archive, the directory's config.json or `arch`."""
+    (--data), in eval mode: its code comes from the .pt2 archive (whose mode was fixed when it was
+    exported), the directory's config.json or `arch`."""
     path = Path(path)
     source = str(path)
     check_readable(path)
@@ -84,12 +85,12 @@ def load_runnable(path: str | Path, *, arch: str | None = None, trust_pickle: bo
     if is_model_directory(path) and not arch:
         module = build_module(path)
         _load_weights(module, renamed(module, _sharded_safetensors(path)), source)
-        return module
+        return module.eval()
     import torch
 
     loaded = _load_tensors_or_module(path, trust_pickle)
     if isinstance(loaded, torch.nn.Module):
-        return loaded
+        return loaded.eval()
     if not arch:
         raise NNGraphError(f"{source}: --data runs the model, and a state_dict holds no code: give --arch "
                            "package.module:factory, a .pt2 archive or a model directory")
@@ -97,7 +98,7 @@ def load_runnable(path: str | Path, *, arch: str | None = None, trust_pickle: bo
     module = _build_arch(arch, source)
     _check_matches(module, tensors, arch, source)
     _load_weights(module, tensors, source)
-    return module
+    return module.eval()
 
 
 def _load_weights(module, tensors: Mapping, source: str) -> None:

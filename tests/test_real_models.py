@@ -433,12 +433,13 @@ def test_mobilenet_v2_same_padding_by_hand_is_the_convolutions_padding(tmp_path)
     assert stem.name == "conv_stem.first_conv.convolution" and stem.pads == ((0, 1), (0, 1))
     assert topology.node_layers[stem.src].shape == (1, 16, 16) and topology.node_layers[stem.dst].shape[1:] == (8, 8)
     module = load_runnable(tmp_path)
+    assert not module.training  # BatchNorm with its running statistics, for the user's own passes too
     images = torch.randn(6, 1, 16, 16, generator=torch.Generator().manual_seed(0))
     measured = data_metrics(module, images, batch_size=6).by_index
     captured = []
     hook = module.conv_stem.first_conv.normalization.register_forward_hook(lambda m, a, out: captured.append(out))
     with torch.no_grad():
-        module.eval()(images)  # BatchNorm with its running statistics, as the data pass reads it
+        module(images)
     hook.remove()
     np.testing.assert_allclose(measured[stem.dst].strength.per_node()[0],
                                captured[0].reshape(6, -1).double().mean(0).numpy(), atol=1e-5)
