@@ -61,12 +61,9 @@ def main():
     samples = load_inputs("digits", 1000, 0)
     for architecture in digits.ARCHITECTURES:
         compare(f"digits {architecture}, 1,000 samples", digits.build(architecture), samples, 1000, 50)
-    from nngraph.ingest.hf_models import build_module, renamed
-    from nngraph.ingest.sources import _load_weights, _sharded_safetensors
+    from nngraph.ingest.sources import load_runnable
 
-    path = minilm_path()
-    minilm = build_module(path)
-    _load_weights(minilm, renamed(minilm, _sharded_safetensors(path)), str(path))
+    minilm = load_runnable(minilm_path())
     ids = torch.randint(1000, 30000, (256, 32), generator=torch.Generator().manual_seed(0))
     compare("MiniLM, 256 sequences of 32 tokens", minilm, load_inputs(ids), 256, 3)
 

@@ -23,30 +23,39 @@ the other operand; a product of two fresh layers (gated MLP) merges them into on
 both weight layers entering it; attention makes a new layer o with identity links from v (q
 and k only set the pattern); concatenation places node layers side by side; recurrent layers
 unroll (recurrent.py).
+
+The walk's parts: trace.py holds its state, the node layers and the ops that read through
+weights; trace_gains.py the maps that fold; trace_joins.py the ops that join node layers;
+trace_result.py the renumbered result.
 """
 
 from __future__ import annotations
 
 import functools
-import heapq
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import torch
 
 from nngraph.errors import NNGraphError
 
 from .folding import Affine
-from .fx_nodes import (ATTENTION, AVG_POOLS, BATCH_NORMS, CONV, MATMUL, NORMS, PICKS, READS, REASONS, REDUCTIONS,
+from .fx_nodes import (ATTENTION, AVG_POOLS, BATCH_NORMS, CONV, MATMUL, NORMS, REASONS, REDUCTIONS,
                        SHAPED_LIKE, SOFTMAX, VIEWS, Opaque, Parts, Ref, Seq, block_of, conv_padding, expand,
                        module_label, numel, op_name, operands, shape_of)
-from .fused_parts import SPLITS, parts_of, siblings, views_between
+from .fused_parts import SPLITS
 from .network import Topology, WeightLayer
 from .node_layout import channels_last_order, holds_channels_last, placement, sample_order
 from .recurrent import RECURRENT_OPS, unroll_op
+from .trace_gains import Gains
+from .trace_joins import Joins
+from .trace_result import Finish
 from .value_flow import only_into, pattern_only
 
+
 @dataclass
-class Walk:
+class Walk(Gains, Joins, Finish):
+    """One walk over one exported program (its parts: the module docstring)."""
+
     program: object
     fold_batch_norm: bool = True
     topology: Topology = field(default_factory=Topology)
@@ -165,30 +174,6 @@ class Walk:
 
     def entering(self, index: int) -> list[int]:
         return [i for i, w in enumerate(self.topology.weight_layers) if self.find(w.dst) == index]
-
-    def fold_out(self, index: int, affine: Affine, node) -> None:
-        """Nodes become scale * y + shift: every weight layer entering them carries it (the shift once).
-        On a feature map the map is per channel: a conv's rows are its channels; links of no
-        kernel (a residual's identity) enter every position of each. `per` 0: one stored number
-        for every node, read by each layer's every row."""
-        shape = self.topology.node_layers[index].shape
-        for number, i in enumerate(self.entering(index)):
-            layer = self.topology.weight_layers[i]
-            part = affine if number == 0 else replace(affine, with_shift=False)
-            if affine.per == 0:
-                part = replace(part, per=shape[0] if layer.is_conv else numel(shape))
-            elif len(shape) > 1 and not layer.is_conv and affine.keys():
-                part = replace(part, per=numel(shape[1:]))
-            self.topology.weight_layers[i] = replace(layer, out_affines=(*layer.out_affines, part))
-        self.head[index] = node  # the folded map's output now holds these nodes
-
-    def identity(self, src_ref: Ref, src: int, dst: int, name: str, offset: int = 0) -> None:
-        size = self.topology.node_layers[src].nodes
-        self.add_weight_layer(WeightLayer(name, "identity", None, (), src, dst, size=size, dst_offset=offset,
-                                          in_affines=self.read_gains(src_ref, src)))
-
-    def merge(self, keep: int, drop: int) -> None:
-        self.alias[drop] = keep
 
     # --- the walk ------------------------------------------------------------------------------
     def run(self) -> Topology:
@@ -317,79 +302,6 @@ class Walk:
                                           dilation=dilation, groups=int(groups)))
         self.origin[node] = Ref(dst)
 
-    def batch_norm(self, node, op: str) -> None:
-        """BatchNorm in eval mode is a per-channel affine map: folded as a norm's gain, into the
-        links entering its nodes when next to them (conv, BatchNorm), else into the links that
-        read it (after an activation: Linear, ReLU, BatchNorm, Linear)."""
-        ref = self.ref(node.args[0])
-        path, cls = module_label(node)
-        if not self.fold_batch_norm or not isinstance(ref, Ref):
-            self.topology.skip(path, cls, REASONS["batch_norm_kept"])
-            self.origin[node] = ref
-            return
-        stored = [a if self.is_param(a) else None for a in node.args[1:5]]  # gain, shift, mean, variance
-        keys = [self.params[a.name] if a is not None else None for a in stored]
-        adjacent = self.next_to_links(ref, node)
-        self.origin[node] = self.with_gain(ref, node, Affine(*keys, float(node.args[BATCH_NORMS[op]])),
-                                           next((a for a in stored if a is not None), None))
-        self.topology.skip(path, cls, REASONS["batch_norm" if adjacent else "batch_norm_read"])
-
-    def norm(self, node, op: str) -> None:
-        x = node.args[0]
-        ref = self.ref(x)
-        gain_at, bias_at = NORMS[op]
-        args = list(node.args) + [None] * 4
-        gain = self.params[args[gain_at].name] if self.is_param(args[gain_at]) else None
-        shift = self.params[args[bias_at].name] if bias_at is not None and self.is_param(args[bias_at]) else None
-        self.origin[node] = self.with_gain(ref, node, Affine(gain, shift), args[gain_at])
-        if not self.cut_here(node):
-            self.topology.skip(*module_label(node), REASONS["standardise"])
-
-    def with_gain(self, ref, node, affine: Affine, gain):
-        """A gain on these nodes: folded into the links entering them when nothing else reads
-        them (post-norm), else into the links that read the result (pre-norm). A gain of one
-        value per head dimension (Persimmon's norm of q and k, head by head) is no per-node map:
-        cut."""
-        if isinstance(ref, Ref) and ref.layer is not None and gain is not None:
-            shape = self.topology.node_layers[self.find(ref.layer)].shape
-            if len(shape) == 1 and numel(shape_of(gain)) not in (1, shape[0]):
-                return Opaque(node, frozenset({self.find(ref.layer)}), (self.note(node, REASONS["head_norm"]),))
-        if self.next_to_links(ref, node):
-            self.fold_out(self.find(ref.layer), affine, node)
-            return Ref(self.find(ref.layer))
-        if isinstance(ref, Ref) and affine.keys():  # a norm with no gain (OLMo's) leaves nothing to fold
-            self.pending[affine] = (module_label(node), numel(shape_of(gain)) if gain is not None else 0)
-            return replace(ref, gains=(*ref.gains, affine))
-        return ref
-
-    def read_gains(self, ref, src: int) -> tuple[Affine, ...]:
-        """The pending gains as links from layer src read them: a gain of one value per channel of
-        a feature map read node by node (flattened for a Linear layer) acts on each position."""
-        gains, shape = ref.gains if isinstance(ref, Ref) else (), self.topology.node_layers[src].shape
-        if len(shape) < 2:
-            return gains
-        return tuple(replace(a, per=numel(shape[1:])) if self.pending[a][1] == shape[0] else a for a in gains)
-
-    def next_to_links(self, ref, node) -> bool:
-        """Do the values of ref come straight from the links entering its nodes (no pending gain, no
-        activation between), and flow only into this op? Then a map applied here folds into them."""
-        return isinstance(ref, Ref) and ref.layer is not None and not ref.gains and not ref.activated \
-            and self.fresh(self.find(ref.layer), node)
-
-    def leave_out(self, ref, reason: str):
-        """The nodes without their pending gains, each listed: the links that read them here (through
-        an activation, a convolution or a pooling) do not carry them."""
-        if not isinstance(ref, Ref) or not ref.gains:
-            return ref
-        for affine in ref.gains:
-            self.topology.skip(*self.pending[affine][0], reason)
-        return replace(ref, gains=())
-
-    def activate(self, ref: Ref) -> Ref:
-        """The nodes after an activation: pending gains stay out of the links after it, and no map
-        applied later folds into the links before it."""
-        return replace(self.leave_out(ref, REASONS["gain_activated"]), activated=True)
-
     def cut_here(self, node) -> bool:
         """Was the graph cut at this node (rather than before it)?"""
         found = self.origin.get(node)
@@ -449,259 +361,6 @@ class Walk:
         """Is this value a feature map of its layer (every non-batch position a node)?"""
         return (isinstance(ref, Ref) and ref.layer is not None
                 and self.topology.node_layers[self.find(ref.layer)].nodes == numel(shape[1:]))
-
-    def attention(self, node, q, k, v) -> None:
-        """o receives identity links from v (per dimension; each of grouped-query attention's
-        shared v heads feeds its group of query heads); q and k only set the pattern."""
-        for value in (q, k):
-            ref = self.origin.get(value)
-            if isinstance(ref, Opaque):
-                for path, kind, _ in ref.notes:
-                    self.topology.skip(path, kind, REASONS["attention_only"])
-        v_ref = self.origin.get(v)
-        if not isinstance(v_ref, Ref) or v_ref.layer is None:
-            return self.opaque(node, [v], REASONS["scores"])
-        src = self.find(v_ref.layer)
-        v_nodes = self.topology.node_layers[src].nodes
-        out = shape_of(node)
-        heads, head_dim = (out[1], out[-1]) if len(out) == 4 else (1, out[-1])
-        folded = len(out) == 3 and v_nodes % head_dim == 0 and out[0] % (v_nodes // head_dim) == 0
-        if folded:  # (batch * heads, positions, head_dim), as Bloom computes it
-            heads = v_nodes // head_dim
-        o_nodes = heads * head_dim
-        if o_nodes % v_nodes:
-            return self.opaque(node, [v], REASONS["scores"])
-        path, _ = module_label(node)
-        dst = self.new_layer(f"{path} (o)", "attention", (o_nodes,), node)
-        if folded and heads > 1:  # a sample's (heads, positions, head_dim) read as (positions, heads * head_dim)
-            self.orders[dst] = torch.arange(numel(out[1:]) * heads).reshape(heads, out[1], head_dim).transpose(0, 1) \
-                .reshape(-1)
-        repeat = o_nodes // v_nodes
-        self.add_weight_layer(WeightLayer(f"{path} (v -> o)", "identity", None, (), src, dst, size=o_nodes,
-                                          in_affines=self.read_gains(v_ref, src), repeat=repeat, head_dim=head_dim))
-        self.origin[node] = Ref(dst)
-
-    def matmul(self, node) -> None:
-        """Hand-written attention: scores = q @ k^T (no links), then scores @ v: o from v."""
-        a, b = node.args[1:3] if op_name(node) == "baddbmm" else node.args[:2]  # baddbmm: bias + a @ b
-        a_ref, b_ref = self.origin.get(a), self.origin.get(b)
-        if isinstance(b_ref, Ref) and b_ref.layer is not None and not isinstance(a_ref, Ref):
-            return self.attention(node, a, a, b)
-        self.opaque(node, [a, b], REASONS["scores"])
-
-    def binary(self, node, op: str) -> None:
-        a, b = node.args[0], node.args[1]
-        refs = [self.ref(a), self.ref(b)]
-        mapped = [r for r in refs if isinstance(r, Ref)]
-        if len(mapped) == 2 and all(r.layer is None for r in mapped):
-            self.origin[node] = Ref(None, node)  # embeddings summed before any layer: still the input
-            return
-        if len(mapped) == 2 and self.find(mapped[0].layer) == self.find(mapped[1].layer):
-            if op == "mul" or any(r.activated for r in mapped):  # f(x) * g(x), x + f(x): GELU's tanh form, SiLU
-                self.leave_out(mapped[1], REASONS["gain_activated"])
-                self.origin[node] = self.activate(mapped[0])
-                return
-            if mapped[0].gains == mapped[1].gains:  # x + x
-                self.origin[node] = mapped[0]
-                return
-        if len(mapped) == 1 and not any(isinstance(r, (Opaque, Seq)) for r in refs):
-            ref, value, other = (refs[0], a, b) if isinstance(refs[0], Ref) else (refs[1], b, a)
-            stored = self.stored_behind(other)
-            vector = stored is not None and numel(shape_of(stored[0])) > 1
-            if vector and (op == "mul" or not stored[1]):  # a learned per-node gain or shift
-                key, offset = self.params[stored[0].name], stored[1]
-                affine = Affine(key, None, gain_offset=offset) if op == "mul" else Affine(None, key)
-                self.origin[node] = self.with_gain(ref, node, affine, other)
-                path, cls = module_label(node)
-                if "norm" in cls.lower() and not self.cut_here(node):  # RMSNorm written by hand
-                    self.topology.skip(path, cls, REASONS["standardise"])
-            elif stored is not None and op == "mul":  # a stored number: Gemma's embedding scale, ReZero's gain
-                self.scaled(node, op, value, Affine(self.params[stored[0].name], gain_offset=stored[1], per=0))
-            else:
-                self.origin[node] = ref  # a constant or a per-sample statistic: the same nodes
-            return
-        if len(mapped) == 2 and all(r.layer is not None for r in mapped):
-            first, second = (self.find(r.layer) for r in mapped)
-            if first != second:
-                return self.residual(node, mapped, a, b) if op == "add" else self.gate(node, first, second)
-        if op == "add" and len(mapped) + len([r for r in refs if isinstance(r, Opaque)]) == 2:
-            own = {self.find(r.layer) for r in mapped if r.layer is not None}
-            if not any(isinstance(r, Opaque) and r.layers & own for r in refs):  # not x + f(x) without links
-                return self.residual(node, [r if isinstance(r, Ref) else Ref(None, r.root) for r in refs], a, b)
-        self.elementwise(node, op, [a, b])
-
-    def scaled(self, node, op: str, x, number: Affine) -> None:
-        """x times a constant: a number, or a stored one-element tensor (`number`, as an Affine: a
-        stored one may differ between versions). The model's input scaled (Granite's
-        embedding_multiplier, Gemma's sqrt(d)) is the input. A layer's nodes that flow only into
-        the product (Granite's residual_multiplier, ReZero's learned gain) become the product: the
-        number folds into the links entering them. Elsewhere the product is part of an activation
-        (GELU's 0.5 * x, a number scaling what tanh reads) or sets the attention pattern's
-        temperature: the same nodes."""
-        ref = self.ref(x)
-        if isinstance(ref, Ref) and not ref.gains and ref.layer is None \
-                and only_into(ref.root, (node,), self.position, self.is_param):
-            self.origin[node] = Ref(None, node)
-        elif not self.pattern_only[node] and not self.feeds_activation(node) and self.next_to_links(ref, node):
-            self.fold_out(self.find(ref.layer), number, node)
-            self.origin[node] = Ref(self.find(ref.layer))
-        elif isinstance(ref, Ref):
-            self.origin[node] = ref  # a number commutes with gains; no activation
-        else:
-            self.elementwise(node, op, [x])
-
-    def feeds_activation(self, node) -> bool:
-        """Does the value flow, through views, into an activation? Then a number it was multiplied
-        by belongs to that activation (Gemma 2's softcapping, cap * tanh(x / cap))."""
-        return any(self.feeds_activation(user) if op_name(user) in VIEWS else self.changes_values(user)
-                   for user in node.users)
-
-    def changes_values(self, node) -> bool:
-        """Is this an activation: an op of one value (besides parameters: PReLU's slope) that
-        changes each node's value? Not a view, a pick, arithmetic (a number's scale or shift; with a
-        per-sample statistic or a mask, as a norm written by hand computes), nor a read through
-        links or a norm."""
-        op = op_name(node)
-        values = [a for a in operands(node) if not self.is_param(a)]
-        return len(values) == 1 and op not in VIEWS and op not in PICKS and op not in READS
-
-    def stored_behind(self, value) -> tuple[object, float] | None:
-        """(the stored tensor's graph node, a number added to it) when the value is a stored tensor,
-        cast (`w.float()`) or plus a number (Gemma's norms: `x * (1 + w)`); else None."""
-        offset = 0.0
-        while hasattr(value, "op") and op_name(value) in ("to", "_to_copy", "type_as", "add") and not value.kwargs:
-            if op_name(value) == "add":
-                if not isinstance(value.args[1], (int, float)):
-                    return None
-                offset += value.args[1]
-            value = value.args[0]
-        return (value, offset) if self.is_param(value) else None
-
-    def residual(self, node, refs, a, b) -> None:
-        """y = f(x) + x: the fresh operand's nodes become y's, and receive identity links from x.
-        Two fresh operands (a projection shortcut) merge; no fresh operand gives a new layer."""
-        layers = [self.find(r.layer) if r.layer is not None else None for r in refs]
-        fresh = [i for i, layer in enumerate(layers) if layer is not None and not refs[i].gains
-                 and self.fresh(layer, node)]
-        path, _ = module_label(node)
-        known = [self.topology.node_layers[layer].nodes for layer in layers if layer is not None]
-        nodes = known[0] if known else shape_of(node)[-1]
-        if fresh:
-            dst = layers[fresh[0]]
-            for other in fresh[1:]:
-                self.merge(dst, layers[other])
-        else:
-            dst = self.new_layer(f"{path} (sum)", "residual", self.node_shape(node, nodes), node)
-        for i, value in enumerate((a, b)):
-            if i in fresh:
-                continue
-            src = self.layer_of(value, node, nodes, path)
-            self.identity(refs[i], src, dst, f"{path} (residual)")
-        self.head[dst] = node
-        self.origin[node] = Ref(dst, activated=any(refs[i].activated for i in fresh))
-
-    def gate(self, node, first: int, second: int) -> None:
-        """A gated MLP's act(gate(x)) * up(x): one hidden layer with both weight layers entering."""
-        if self.fresh(first, node) and self.fresh(second, node):
-            self.merge(first, second)
-            self.head[first] = node
-            self.origin[node] = Ref(first, activated=True)
-            return
-        self.opaque(node, list(node.args[:2]), REASONS["product"])
-
-    def concat(self, node) -> None:
-        """Node layers side by side: identity links at offsets. A part with no fixed links (max
-        pooling's output, as DenseNet concatenates it in each of its blocks) is a cut layer, as a
-        weight layer reading it makes one."""
-        parts, dim = node.args[0], (node.args[1] if len(node.args) > 1 else 0)
-        refs = [self.ref(p) for p in parts]
-        if len(refs) == 1:  # one part (DenseNet's first layer of a block): the same values
-            self.origin[node] = refs[0]
-            return
-        shape = shape_of(node)
-        linked = [(r, p) for r, p in zip(refs, parts) if isinstance(r, Ref) and r.layer is not None]
-        # parts computed from node layers (not a class token: a stored constant), not only for q and k
-        derived = all(isinstance(r, Ref) or isinstance(r, Opaque) and r.layers for r in refs)
-        if linked and shape and derived and not self.pattern_only[node]:
-            maps = len(self.topology.node_layers[self.find(linked[0][0].layer)].shape) > 1  # along their channels
-            if int(dim) % len(shape) == (1 if maps else len(shape) - 1) \
-                    and all(self.held_as_made(self.find(r.layer), p, maps) for r, p in linked):
-                return self.place_side_by_side(node, parts, refs, maps)
-        self.opaque(node, parts, "a concatenation along positions, or of values without fixed links: the graph is "
-                                 "cut here")
-
-    def held_as_made(self, index: int, value, maps: bool) -> bool:
-        """Does the value hold the layer's nodes as the layer numbers them: a feature map (C,
-        *positions) in order, or features last (not a map read as a sequence: CvT's tokens)?"""
-        layer, shape = self.topology.node_layers[index], shape_of(value)
-        if maps:
-            return tuple(shape[1:]) == tuple(layer.shape) and not self.reordered(index, value)
-        return len(layer.shape) == 1 and shape[-1] == layer.nodes
-
-    def place_side_by_side(self, node, parts, refs, maps: bool) -> None:
-        """A concat layer: identity links from each part's nodes, at its offset."""
-        path, _ = module_label(node)
-        sources = []
-        for part, ref in zip(parts, refs):
-            if isinstance(ref, Ref) and ref.layer is not None:
-                sources.append((ref, self.find(ref.layer)))
-            else:  # the model's input, or a value with no fixed links: a layer of its own
-                nodes = numel(shape_of(part)[1:]) if maps else shape_of(part)[-1]
-                own = ref if isinstance(ref, Ref) else Ref(None, part)
-                sources.append((own, self.layer_of(part, node, nodes, path)))
-        nodes = sum(self.topology.node_layers[src].nodes for _, src in sources)
-        dst = self.new_layer(f"{path} (concat)", "concat", self.node_shape(node, nodes), node)
-        offset = 0
-        for ref, src in sources:
-            self.identity(ref, src, dst, f"{path} (concat)", offset)
-            offset += self.topology.node_layers[src].nodes
-        self.origin[node] = Ref(dst)
-
-    def split(self, node, op: str, tensors) -> None:
-        """A fused projection (qkv) split into parts, or indexed part by part (Bloom's selects of a
-        (heads, 3, head_dim) view, Phi-3's slices of its qkv output): one weight layer per part,
-        each reading the stored rows its part holds, found by replaying the views between them
-        (fused_parts.py). Anything else split is cut."""
-        source = node.args[0]
-        indexed = op in ("select", "slice")
-        ends = siblings(node, op) if indexed else [node]  # the first of them reads every part
-        ref = self.origin.get(source)
-        layer = self.find(ref.layer) if isinstance(ref, Ref) and ref.layer is not None else None
-        entering = self.entering(layer) if layer is not None else []
-        parts = None
-        if len(entering) == 1 and self.topology.weight_layers[entering[0]].kind == "linear" \
-                and self.topology.weight_layers[entering[0]].rows is None and self.fresh(layer, *ends) \
-                and (op != "slice" or source is self.head[layer]):  # not rotary's slices of each head
-            views = views_between(self.head[layer], source)
-            parts = views is not None and parts_of(shape_of(self.head[layer]), self.topology.node_layers[layer].nodes,
-                                                  views, ends)
-        if not parts or len(parts) < 2:
-            if indexed:
-                return self.elementwise(node, op, tensors)  # a position picked (BERT's pooler reads token 0)
-            return self.opaque(node, [source], "a split of node layers: the graph is cut here")
-        fused = self.topology.weight_layers[entering[0]]
-        values = ends if indexed else [user for user in node.users if op_name(user) == "getitem"]
-        values = dict(enumerate(values)) if indexed else {int(user.args[-1]): user for user in values}
-        refs, nodes = [], self.topology.node_layers[layer].nodes
-        for number, part in enumerate(parts):
-            name = f"{fused.name}[{number}]"
-            weights = replace(fused, name=name, rows=part.rows, row_period=part.period)
-            size = weights.rows_of(nodes)
-            dst = layer if number == 0 else self.new_layer(name, "linear", (size,), node)
-            self.head[dst] = values.get(number, node)  # the part's own value
-            if part.order is not None:
-                self.orders[dst] = part.order
-            self.topology.node_layers[dst] = replace(self.topology.node_layers[dst], name=name, shape=(size,))
-            if number == 0:
-                self.topology.weight_layers[entering[0]] = replace(weights, dst=dst)
-            else:
-                self.add_weight_layer(replace(weights, dst=dst))
-            refs.append(Ref(dst))
-        if indexed:
-            for number, user in values.items():
-                self.origin[user] = refs[number]
-        else:
-            self.origin[node] = Parts(tuple(refs))
 
     def pad(self, node, op: str) -> None:
         """Zeros around a feature map's positions: no nodes (padding positions are not nodes), so a
@@ -786,84 +445,6 @@ class Walk:
     def note(self, node, reason: str) -> tuple[str, str, str]:
         """What a cut at this node is listed as: a cut on the way to q and k's pattern costs no links."""
         return (*module_label(node), REASONS["attention_only"] if self.pattern_only[node] else reason)
-
-    # --- the result ----------------------------------------------------------------------------
-    def finish(self) -> Topology:
-        """Drop merged layers, layers nothing links and pieces without learned links, renumber in
-        forward order."""
-        old = self.topology
-        kept = self.drop_unlearned_pieces(old.weight_layers)
-        numbering = self.numbering = {}
-        result = Topology(skipped=old.skipped)
-        for index in self.forward_order(kept):
-            layer = old.node_layers[index]
-            numbering[index] = result.add_node_layer(layer.name, layer.kind, layer.shape, layer.group)
-        for layer in kept:
-            result.weight_layers.append(replace(layer, src=numbering[self.find(layer.src)],
-                                                dst=numbering[self.find(layer.dst)]))
-        return result
-
-    def place_heads(self) -> None:
-        """The order of each feature map's nodes in its head's value, where a folded norm or a
-        residual sum moved the head past a view (ConvNeXt's norm, read with the channels last)."""
-        for index, head in self.head.items():
-            if head is self.born.get(index) or index not in self.numbering:
-                continue
-            place = self.placement(index, head)
-            if place is not None:
-                self.orders[index] = sample_order(place)
-        self.orders = {index: order for index, order in self.orders.items() if order is not None}
-
-    def forward_order(self, weight_layers: list) -> list[int]:
-        """The linked node layers, each after every layer that links into it, otherwise in the
-        order they were made. A layer two projections enter is made by the first (Phi's attention
-        output, which its MLP's output later joins), so the order made is not always forward."""
-        into, out_of = {}, {}
-        for w in weight_layers:
-            src, dst = self.find(w.src), self.find(w.dst)
-            into.setdefault(src, set())
-            into.setdefault(dst, set()).add(src)
-            out_of.setdefault(src, set()).add(dst)
-        waiting = {layer: len(sources) for layer, sources in into.items()}
-        ready = [layer for layer, count in waiting.items() if count == 0]
-        heapq.heapify(ready)
-        order = []
-        while ready:
-            layer = heapq.heappop(ready)
-            order.append(layer)
-            for dst in out_of.get(layer, ()):
-                waiting[dst] -= 1
-                if waiting[dst] == 0:
-                    heapq.heappush(ready, dst)
-        if len(order) != len(into):  # a forward pass read as links never loops back; say so if it did
-            raise NNGraphError("the graph read from the forward pass has a cycle: report this model to nngraph")
-        return order
-
-    def drop_unlearned_pieces(self, weight_layers: list) -> list:
-        """The weight layers of the graph's connected pieces that hold a learned link. A piece of
-        identity or pooling links alone between cut layers (rotary position embeddings of part of
-        q and k, as GPT-NeoX and Phi apply them: feeding only the attention pattern) carries no
-        weight: it is listed, not kept."""
-        piece = {}
-
-        def root(layer):
-            while piece.get(layer, layer) != layer:
-                layer = piece[layer]
-            return layer
-
-        for w in weight_layers:
-            piece[root(self.find(w.src))] = root(self.find(w.dst))
-        learned = {root(self.find(w.dst)) for w in weight_layers if w.learned}
-        kept = []
-        for w in weight_layers:
-            if root(self.find(w.dst)) in learned:
-                kept.append(w)
-            elif self.pattern_only[self.head[self.find(w.dst)]]:  # rotary embeddings of part of q and k
-                self.topology.skip(w.name, w.kind, REASONS["attention_only"])
-            else:
-                self.topology.skip(w.name, w.kind, "links between cut layers that no learned link reaches or "
-                                                   "leaves: left out")
-        return kept
 
 
 def _input_name(root) -> str:
