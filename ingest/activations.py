@@ -208,7 +208,8 @@ def data_metrics(module, data, *, samples: int | None = None, seed: int = 0, bia
 def _as_rows(value, layer, order=None):
     """A graph value of a node layer as (rows, nodes): a sample's nodes flattened in order, or
     per position for token sequences, (batch, positions, heads, head_dim) as Falcon splits its
-    qkv; attention's output is (batch, heads, positions, head_dim): the heads side by side. A
+    qkv, or (batch, nodes, *positions); attention's output is (batch, heads, positions,
+    head_dim): the heads side by side. A
     part of a fused layer laid out otherwise comes with the `order` of a sample's elements."""
     shape, nodes = tuple(value.shape), layer.nodes
     if order is not None:
@@ -221,6 +222,8 @@ def _as_rows(value, layer, order=None):
         return value.reshape(shape[0], nodes)
     if shape and shape[-1] == nodes or len(shape) == 4 and shape[2] * shape[3] == nodes:
         return value.reshape(-1, nodes)
+    if len(shape) > 2 and shape[1] == nodes:  # a token layer's channels first, before the positions (ConvNeXt V2's)
+        return value.movedim(1, -1).reshape(-1, nodes)
     raise NNGraphError(f"layer {layer.name}: a value of shape {shape} does not lay out as its {nodes} nodes")
 
 

@@ -37,6 +37,8 @@ class Affine:
     gain_offset: float = 0.0  # a gain stored as its difference from one: Gemma's `x * (1 + w)`
     factor: float = 1.0  # a constant the nodes are multiplied by: Granite's residual_multiplier
     per: int = 1  # nodes each stored value acts on: a feature map's channel, on links that enter its every position
+    start: int = 0  # the first node the links enter, of those the map acts on: a part of a concatenation
+    stored_rows: bool = False  # one value per row of a fused weight, folded before a split (LeViT's qkv BatchNorm)
 
     @property
     def shifts(self) -> bool:
@@ -53,8 +55,9 @@ class Affine:
         return [k for k in (self.gain_key, self.shift_key, self.mean_key, self.var_key) if k is not None]
 
     def scale_shift(self, tensors: Mapping, size: int, dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        read = lambda key, fill: (tensors[key].to(dtype).reshape(-1).repeat_interleave(self.per) if key  # noqa: E731
-                                  else torch.full((size,), fill, dtype=dtype))
+        read = lambda key, fill: (  # noqa: E731
+            tensors[key].to(dtype).reshape(-1).repeat_interleave(self.per)[self.start:self.start + size] if key
+            else torch.full((size,), fill, dtype=dtype))
         scale = (read(self.gain_key, 1.0) + self.gain_offset) * self.factor
         shift = read(self.shift_key, 0.0)
         if self.var_key is not None:
@@ -134,7 +137,11 @@ def folded(layer, tensors: Mapping, channels: int, maps: dict | None = None) -> 
             read_shift = beta if read_shift is None else read_shift + beta
         col_scale = gain if col_scale is None else col_scale * gain
     for affine in layer.out_affines:  # the nodes entered become s * y + t
-        scale, shift = _scale_shift(maps, affine, tensors, weight.shape[0], dtype)
+        if affine.stored_rows:  # the layer's rows of it
+            rows = tensors[layer.weight_key].shape[1 if layer.transposed else 0]
+            scale, shift = (_rows(v, layer) for v in _scale_shift(maps, affine, tensors, rows, dtype))
+        else:
+            scale, shift = _scale_shift(maps, affine, tensors, weight.shape[0], dtype)
         row_scale = scale if row_scale is None else row_scale * scale
         if affine.shifts:
             bias = shift if bias is None else torch.addcmul(shift, bias, scale)
@@ -161,8 +168,9 @@ def _read_nodes(layer, weight) -> int:
 
 
 def _base_weight(layer, tensors: Mapping, channels: int) -> torch.Tensor:
-    if layer.kind == "identity":
-        return _ones(layer.size)
+    if layer.kind == "identity":  # as precise as the maps folded into them (a float64 model's)
+        maps = [tensors[key].dtype for affine in (*layer.in_affines, *layer.out_affines) for key in affine.keys()]
+        return _ones(layer.size, torch.float64 if torch.float64 in maps else torch.float32)
     weight = tensors[layer.weight_key]
     if layer.transposed:  # stored (in, out), as GPT-2's Conv1D keeps it
         weight = weight.t()
@@ -183,9 +191,9 @@ def _rows(tensor: torch.Tensor, layer) -> torch.Tensor:
 
 
 @functools.lru_cache(maxsize=256)
-def _ones(size: int) -> torch.Tensor:
+def _ones(size: int, dtype) -> torch.Tensor:
     """Identity links' weights before folding; shared, so never written in place."""
-    return torch.ones(size, dtype=torch.float32)
+    return torch.ones(size, dtype=dtype)
 
 
 def links_have_bias(layer) -> bool:

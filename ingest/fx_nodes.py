@@ -17,6 +17,9 @@ VIEWS = {"view", "reshape", "_unsafe_view", "transpose", "permute", "expand", "u
          "view_as", "expand_as", "movedim", "swapaxes", "swapdims", "numpy_T", "dropout_", "feature_dropout_",
          "alpha_dropout_"}
 SHAPED_LIKE = {"type_as", "reshape_as", "view_as", "expand_as"}  # the second value gives only its type or shape
+# constants made in a value's shape (Swin's attention mask of shifted windows): no nodes
+CONSTANT_LIKE = {"new_zeros", "new_ones", "new_full", "new_empty", "zeros_like", "ones_like", "full_like",
+                 "empty_like", "rand_like", "randn_like"}
 BATCH_NORMS = {"batch_norm": 7, "native_batch_norm": 7, "_native_batch_norm_legit_no_training": 6,
                "_native_batch_norm_legit": 7}  # op -> position of eps
 NORMS = {"layer_norm": (2, 3), "native_layer_norm": (2, 3), "rms_norm": (2, None), "group_norm": (2, 3),
@@ -55,6 +58,10 @@ REASONS = {
                        "links that read it (a Linear's, an identity's)",
     "gain_activated": "its gain acts before an activation, so it does not fold into the links after it: left out "
                       "of them",
+    "learned_positions": "learned values of token positions (a class token, position embeddings): positions are "
+                         "samples, not nodes, so they have no links: left out",
+    "computed_weight": "its weight is computed in the forward pass (weight standardisation, a weight-norm "
+                       "parametrisation), not stored as used: nngraph reads stored weights, the graph is cut here",
     "gain_map": "its gain is read by a convolution or pooling, which nngraph does not fold a gain into: left out of "
                 "those links",
 }

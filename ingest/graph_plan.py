@@ -142,7 +142,7 @@ class _Builder:
                     for affine in affines for key in affine.keys()]
         for key, size in vectors:
             shape = tensors[key].shape
-            if prod(shape) != size:
+            if prod(shape) != size:  # a map of more nodes than the links enter (a concatenation's part)
                 return None
             keys.append((key, False, shape))
         return (IDENTITY if weight is None else LINEAR), keys, (weight, row0, rows, columns), \

@@ -162,7 +162,8 @@ class Topology:
         expected = [(key, stored_rows) for key in layer.bias_keys]
         reads = layer.identity_reads if layer.kind == "identity" else src.nodes
         expected += [(key, reads // affine.per) for affine in layer.in_affines for key in affine.keys()]
-        expected += [(key, per_dst // affine.per) for affine in layer.out_affines for key in affine.keys()]
+        expected += [(key, (stored_rows if affine.stored_rows else per_dst) // affine.per)
+                     for affine in layer.out_affines for key in affine.keys()]
         for key, size in expected:
             if tensors[key].numel() != size:
                 raise NNGraphError(f"{source}: {key!r} has {tensors[key].numel()} values, layer {layer.name} needs "

@@ -42,6 +42,13 @@ def holds_channels_last(place: torch.Tensor | None, shape: tuple) -> bool:
     return place is not None and torch.equal(place[0], torch.arange(numel(shape)).reshape(shape).movedim(0, -1))
 
 
+def holds_tokens(place: torch.Tensor | None, shape: tuple) -> bool:
+    """Does a sample of the value hold the feature map of `shape` (C, *positions) as a sequence of
+    its positions, each one's C channels (a ViT's patches: `x.flatten(2).transpose(1, 2)`)?"""
+    return place is not None and place.dim() == 3 and place.shape[-1] == shape[0] and \
+        torch.equal(place[0].reshape(-1), torch.arange(numel(shape)).reshape(shape).movedim(0, -1).reshape(-1))
+
+
 def sample_order(place: torch.Tensor) -> torch.Tensor | None:
     """Where a sample of the value holds each node (what the data pass reads), None if in order."""
     order = torch.argsort(place[0].reshape(-1))

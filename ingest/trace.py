@@ -12,7 +12,8 @@ Every value of the graph is, for the walk, one of:
 - nothing (constants, masks, indices): no nodes.
 
 The rules (METRICS.md section 9): Linear/Conv are weight layers (a Linear over the channels of
-a feature map is a 1x1 convolution: node_layout.py finds which nodes a value holds); a number
+a feature map is a 1x1 convolution: node_layout.py finds which nodes a value holds; a conv over
+the input's non-overlapping patches read as tokens is a Linear over one patch); a number
 the nodes are multiplied by, when nothing else reads them, folds into the links entering them;
 a norm (BatchNorm too) whose input nothing else reads (post-norm, a conv's BatchNorm) folds its
 gain into the links entering those nodes, otherwise (pre-norm) into the links that read it; no
@@ -21,7 +22,8 @@ listed); average pooling is a fixed kernel; zeros padded by hand are the padding
 reading them; a residual addition makes the fresh operand's nodes receive identity links from
 the other operand; a product of two fresh layers (gated MLP) merges them into one layer with
 both weight layers entering it; attention makes a new layer o with identity links from v (q
-and k only set the pattern); concatenation places node layers side by side; recurrent layers
+and k only set the pattern); concatenation places node layers side by side (learned tokens put
+before a token sequence's positions keep its nodes: positions are samples); recurrent layers
 unroll (recurrent.py).
 
 The walk's parts: trace.py holds its state, the node layers and the ops that read through
@@ -39,12 +41,12 @@ import torch
 from nngraph.errors import NNGraphError
 
 from .folding import Affine
-from .fx_nodes import (ATTENTION, AVG_POOLS, BATCH_NORMS, CONV, MATMUL, NORMS, REASONS, REDUCTIONS,
+from .fx_nodes import (ATTENTION, AVG_POOLS, BATCH_NORMS, CONSTANT_LIKE, CONV, MATMUL, NORMS, REASONS, REDUCTIONS,
                        SHAPED_LIKE, SOFTMAX, VIEWS, Opaque, Parts, Ref, Seq, block_of, conv_padding, expand,
                        module_label, numel, op_name, operands, shape_of)
 from .fused_parts import SPLITS
 from .network import Topology, WeightLayer
-from .node_layout import channels_last_order, holds_channels_last, placement, sample_order
+from .node_layout import channels_last_order, holds_channels_last, holds_tokens, placement, sample_order
 from .recurrent import RECURRENT_OPS, unroll_op
 from .trace_gains import Gains
 from .trace_joins import Joins
@@ -84,9 +86,10 @@ class Walk(Gains, Joins, Finish):
         self.head[index] = self.born[index] = node
         return index
 
-    def layer_of(self, value, node, nodes: int, why: str) -> int:
+    def layer_of(self, value, node, nodes: int, why: str, shape: tuple | None = None) -> int:
         """The node layer a weight op (or residual) reads: created from the input, an embedding or
-        an opaque value on first use, then shared by every reader of the same value."""
+        an opaque value on first use (shaped as `shape` if given), then shared by every reader of
+        the same value."""
         ref = self.ref(value)
         if isinstance(ref, Ref) and ref.layer is not None:
             index = self.find(ref.layer)
@@ -104,7 +107,7 @@ class Walk(Gains, Joins, Finish):
             first = not self.topology.node_layers
             kind = "cut" if cut and not first else "input"
             name = _input_name(root) if kind == "input" else f"before {why}"  # the model's input, or where it was cut
-            self.created[root, nodes] = self.new_layer(name, kind, self.node_shape(value, nodes), root)
+            self.created[root, nodes] = self.new_layer(name, kind, shape or self.node_shape(value, nodes), root)
         return self.created[root, nodes]
 
     def node_shape(self, value, nodes: int):
@@ -180,8 +183,15 @@ class Walk(Gains, Joins, Finish):
         for node in self.program.graph.nodes:
             if node.op == "call_function":
                 self.visit(node, op_name(node))
+        for value in self.program.graph.output_node().all_input_nodes:  # cut after the last layer: listed too
+            if isinstance(self.origin.get(value), Opaque):
+                for note in self.origin[value].notes:
+                    self.topology.skip(*note)
         if not self.topology.weight_layers:
-            raise NNGraphError("the model has no Linear or Conv layers: nothing to turn into a graph")
+            notes = [note for value in self.origin.values() if isinstance(value, Opaque) for note in value.notes]
+            first = f" (first left out: {notes[0][0]}: {notes[0][2]})" if notes else ""
+            raise NNGraphError(f"the model has no Linear or Conv layers with stored weights: nothing to turn into a "
+                               f"graph{first}")
         return self.finish()
 
     def visit(self, node, op: str) -> None:
@@ -191,8 +201,9 @@ class Walk(Gains, Joins, Finish):
             self.topology.skip(module_label(node)[0], "Embedding", REASONS["embedding"])
             self.origin[node] = Ref(None, node)
             return
-        if node in self.origin or op.startswith("_assert"):
-            return  # a part of a fused layer, read with the first of its sibling selects; a check
+        if node in self.origin or op.startswith("_assert") or op in CONSTANT_LIKE \
+                or isinstance(node.meta.get("val"), torch.SymInt):
+            return  # a part of a fused layer, read with the first of its sibling selects; a check; a constant
         inputs = [self.ref(a) for a in tensors + lists]
         if not any(inputs):
             return  # constants, masks, positions: no nodes
@@ -202,6 +213,8 @@ class Walk(Gains, Joins, Finish):
             return self.linear(node, op)
         if op in CONV and self.is_param(node.args[1]):
             return self.conv(node, op)
+        if (op in CONV or op == "linear") and self.ref(node.args[1]) is None:  # a weight computed, not stored
+            return self.opaque(node, [node.args[0]], REASONS["computed_weight"])
         if op in BATCH_NORMS:
             return self.batch_norm(node, op)
         if op in NORMS:
@@ -234,30 +247,59 @@ class Walk(Gains, Joins, Finish):
         self.elementwise(node, op, tensors + [a for a in lists if hasattr(a.meta.get("val"), "shape")])  # stack's
 
     def weight_param(self, node, op: str):
-        """(the 2-D parameter a linear map reads, whether it is stored (in, out)) or None: `x @ W`
-        stores W as (in, out); `x @ W.T` (Falcon's Linear) stores it (out, in), as `linear` does."""
+        """(the 2-D parameter a linear map reads, whether it is stored (in, out), the run of its rows
+        read or None) or None: `x @ W` stores W as (in, out); `x @ W.T` (Falcon's Linear) stores it
+        (out, in), as `linear` does. nn.MultiheadAttention reads runs of its in_proj_weight's rows
+        (q's, then k's and v's) when q is not k and v; its bias must be the same rows of one."""
         weight = node.args[1] if op in ("linear", "mm", "matmul") else node.args[2]
-        stored_in_out = op != "linear"
+        stored_in_out, rows = op != "linear", None
         if stored_in_out and getattr(weight, "op", None) == "call_function" \
                 and op_name(weight) in ("t", "numpy_T", "transpose", "permute") and self.is_param(weight.args[0]):
             weight, stored_in_out = weight.args[0], False
-        return (weight, stored_in_out) if self.is_param(weight) and len(shape_of(weight)) == 2 else None
+        if op == "linear":
+            weight, rows = self.stored_rows(weight)
+            bias = node.args[2] if len(node.args) > 2 else None
+            if bias is not None and self.stored_rows(bias)[1] != rows:
+                return None
+        return (weight, stored_in_out, rows) if self.is_param(weight) and len(shape_of(weight)) == 2 else None
+
+    def stored_rows(self, value) -> tuple:
+        """(the parameter, (start, stop)) when the value is a run of a parameter's rows (`p[a:b]`, a
+        part of `p.split(sizes)`), else (the value, None)."""
+        op = op_name(value) if getattr(value, "op", None) == "call_function" else None
+        if op == "getitem" and op_name(value.args[0]) in ("split", "split_with_sizes"):
+            split, index = value.args[0], int(value.args[1])
+            source, sizes, dim = (list(split.args) + [0])[:3]
+            if self.is_param(source) and dim == 0:
+                total = shape_of(source)[0]
+                sizes = [sizes] * -(-total // sizes) if isinstance(sizes, int) else list(sizes)
+                start = sum(sizes[:index])
+                return source, (start, min(start + sizes[index], total))
+        if op == "slice" and self.is_param(value.args[0]):
+            source, dim, start, stop, step = (list(value.args) + [0, None, None, 1])[:5]
+            total = shape_of(source)[0]
+            if dim == 0 and step == 1:
+                return source, (start or 0, min(total if stop is None else stop, total))
+        return value, None
 
     def linear(self, node, op: str) -> None:
         x = node.args[1] if op == "addmm" else node.args[0]
-        weight, transposed = self.weight_param(node, op)
+        weight, transposed, rows = self.weight_param(node, op)
         key = self.params[weight.name]
         bias = node.args[2] if op == "linear" and len(node.args) > 2 else (node.args[0] if op == "addmm" else None)
         out_features, in_features = shape_of(weight)[::-1] if transposed else shape_of(weight)
         name = key.rsplit(".", 1)[0]
+        if rows is not None:  # named after the rows it reads
+            out_features, name = rows[1] - rows[0], f"{name}[{rows[0]}:{rows[1]}]"
+            bias = self.stored_rows(bias)[0] if bias is not None else None
         ref = self.ref(x)
         bias_keys = (self.params[bias.name],) if self.is_param(bias) else ()
-        feature_map = None if transposed else self.channels_last(ref, x, in_features)
+        feature_map = None if transposed or rows else self.channels_last(ref, x, in_features)
         if feature_map:
             return self.pointwise(node, name, key, bias_keys, self.find(ref.layer), feature_map, out_features)
         src = self.layer_of(x, node, in_features, name)
         dst = self.new_layer(name, "linear", (out_features,), node)
-        self.add_weight_layer(WeightLayer(name, "linear", key, bias_keys, src, dst, transposed=transposed,
+        self.add_weight_layer(WeightLayer(name, "linear", key, bias_keys, src, dst, transposed=transposed, rows=rows,
                                           in_affines=self.read_gains(ref, src)))
         self.origin[node] = Ref(dst)
 
@@ -287,6 +329,9 @@ class Walk(Gains, Joins, Finish):
             stride, padding, dilation, groups = args[3] or 1, args[4] or 0, args[5] or 1, args[6] or 1
         stride, dilation = expand(stride, dims), expand(dilation, dims)
         padding = expand(conv_padding(padding, w_shape[2:], dilation, name), dims)
+        tokens = self.patch_tokens(node, x, w_shape[2:], stride, padding, dilation, groups)
+        if tokens is not None:
+            return self.patch_embedding(node, x, key, args[2], tokens)
         padding_end = padding
         if x in self.padded:  # zeros padded by hand: the conv pads by as much more
             x, sizes = self.padded[x]
@@ -300,6 +345,36 @@ class Walk(Gains, Joins, Finish):
                                           dst, in_shape=x_shape[1:], stride=stride, padding=padding,
                                           padding_end=padding_end if padding_end != padding else (),
                                           dilation=dilation, groups=int(groups)))
+        self.origin[node] = Ref(dst)
+
+    def patch_tokens(self, node, x, kernel, stride, padding, dilation, groups) -> object | None:
+        """The value reading this conv's map only as a sequence of its positions, each one's
+        channels, when the conv cuts the model's input into patches (kernel = stride, no padding):
+        a ViT's patch embedding, `x.flatten(2).transpose(1, 2)`. Else None."""
+        ref = self.ref(x)
+        if not isinstance(ref, Ref) or ref.layer is not None or ref.gains or x in self.padded \
+                or tuple(kernel) != tuple(stride) or any(padding) or any(d != 1 for d in dilation) or groups != 1:
+            return None
+        chain, value = [], node
+        while len(value.users) == 1 and op_name(user := next(iter(value.users))) in VIEWS:
+            chain.append((user, value))
+            value = user
+        shape = shape_of(node)[1:]
+        return value if holds_tokens(placement(node, chain, numel(shape), None), shape) else None
+
+    def patch_embedding(self, node, x, key: str, bias, tokens) -> None:
+        """A conv over non-overlapping patches read as tokens is a Linear over each patch: its
+        input layer is one patch (C, *kernel), its output the token's channels, and the patches are
+        samples, as a transformer's positions are (METRICS.md section 9). The links are the conv's
+        over one patch."""
+        w_shape = shape_of(node.args[1])
+        patch, dims = (shape_of(x)[1], *w_shape[2:]), len(w_shape) - 2
+        name = key.rsplit(".", 1)[0]
+        src = self.layer_of(x, node, numel(patch), name, shape=patch)
+        dst = self.new_layer(name, "linear", (w_shape[0],), tokens)
+        self.add_weight_layer(WeightLayer(name, f"conv{dims}d", key, (self.params[bias.name],) if self.is_param(bias)
+                                          else (), src, dst, in_shape=patch, stride=tuple(w_shape[2:]),
+                                          padding=(0,) * dims, dilation=(1,) * dims))
         self.origin[node] = Ref(dst)
 
     def cut_here(self, node) -> bool:

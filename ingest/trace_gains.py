@@ -19,14 +19,21 @@ from .value_flow import only_into
 
 class Gains:
     def fold_out(self, index: int, affine: Affine, node) -> None:
-        """Nodes become scale * y + shift: every weight layer entering them carries it (the shift once).
+        """Nodes become scale * y + shift: every weight layer entering them carries it, each its own
+        nodes' part (a concatenation's parts enter a run of nodes each), the shift once a node.
         On a feature map the map is per channel: a conv's rows are its channels; links of no
         kernel (a residual's identity) enter every position of each. `per` 0: one stored number
         for every node, read by each layer's every row."""
-        shape = self.topology.node_layers[index].shape
-        for number, i in enumerate(self.entering(index)):
+        shape, shifted = self.topology.node_layers[index].shape, []  # runs of nodes given the shift
+        for i in self.entering(index):
             layer = self.topology.weight_layers[i]
-            part = affine if number == 0 else replace(affine, with_shift=False)
+            start, stop = (layer.dst_offset, layer.dst_offset + layer.size) if layer.kind == "identity" \
+                else (0, numel(shape))
+            part = replace(affine, start=start) if start else affine
+            if any(start < end and begin < stop for begin, end in shifted):
+                part = replace(part, with_shift=False)
+            else:
+                shifted.append((start, stop))
             if affine.per == 0:
                 part = replace(part, per=shape[0] if layer.is_conv else numel(shape))
             elif len(shape) > 1 and not layer.is_conv and affine.keys():

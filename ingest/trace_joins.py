@@ -44,6 +44,8 @@ class Joins:
         if len(mapped) == 1 and not any(isinstance(r, (Opaque, Seq)) for r in refs):
             ref, value, other = (refs[0], a, b) if isinstance(refs[0], Ref) else (refs[1], b, a)
             stored = self.stored_behind(other)
+            if stored is not None and _per_position(shape_of(value), shape_of(stored[0])):  # a ViT's positions
+                return self.learned_positions(node, ref)
             vector = stored is not None and numel(shape_of(stored[0])) > 1
             if vector and (op == "mul" or not stored[1]):  # a learned per-node gain or shift
                 key, offset = self.params[stored[0].name], stored[1]
@@ -74,7 +76,10 @@ class Joins:
         fresh = [i for i, layer in enumerate(layers) if layer is not None and not refs[i].gains
                  and self.fresh(layer, node)]
         path, _ = module_label(node)
-        known = [self.topology.node_layers[layer].nodes for layer in layers if layer is not None]
+        # the nodes of the layer the sum becomes: the other operand is read as that many (a map
+        # read as a sequence of its positions is cut there, as regrouped)
+        known = [self.topology.node_layers[layers[i]].nodes for i in fresh] or \
+            [self.topology.node_layers[layer].nodes for layer in layers if layer is not None]
         nodes = known[0] if known else shape_of(node)[-1]
         if fresh:
             dst = layers[fresh[0]]
@@ -91,8 +96,10 @@ class Joins:
         self.origin[node] = Ref(dst, activated=any(refs[i].activated for i in fresh))
 
     def gate(self, node, first: int, second: int) -> None:
-        """A gated MLP's act(gate(x)) * up(x): one hidden layer with both weight layers entering."""
-        if self.fresh(first, node) and self.fresh(second, node):
+        """A gated MLP's act(gate(x)) * up(x): one hidden layer with both weight layers entering.
+        Layers of different nodes (FocalNet's tokens times a feature map) make no one layer."""
+        layers = self.topology.node_layers
+        if layers[first].shape == layers[second].shape and self.fresh(first, node) and self.fresh(second, node):
             self.merge(first, second)
             self.head[first] = node
             self.origin[node] = Ref(first, activated=True)
@@ -149,6 +156,9 @@ class Joins:
             return
         shape = shape_of(node)
         linked = [(r, p) for r, p in zip(refs, parts) if isinstance(r, Ref) and r.layer is not None]
+        if len(shape) == 3 and int(dim) % 3 == 1 and len(linked) == 1 and refs.count(None) == len(refs) - 1 \
+                and self.topology.node_layers[self.find(linked[0][0].layer)].nodes == shape[-1]:
+            return self.learned_positions(node, linked[0][0])  # a class token put before a ViT's patches
         # parts computed from node layers (not a class token: a stored constant), not only for q and k
         derived = all(isinstance(r, Ref) or isinstance(r, Opaque) and r.layers for r in refs)
         if linked and shape and derived and not self.pattern_only[node]:
@@ -158,6 +168,13 @@ class Joins:
                 return self.place_side_by_side(node, parts, refs, maps)
         self.opaque(node, parts, "a concatenation along positions, or of values without fixed links: the graph is "
                                  "cut here")
+
+    def learned_positions(self, node, ref: Ref) -> None:
+        """Learned values of a token sequence's positions (a class token before the patches,
+        position embeddings added): positions are samples, not nodes, so they make no links. The
+        same nodes; listed."""
+        self.topology.skip(*module_label(node), REASONS["learned_positions"])
+        self.origin[node] = ref
 
     def held_as_made(self, index: int, value, maps: bool) -> bool:
         """Does the value hold the layer's nodes as the layer numbers them: a feature map (C,
@@ -198,23 +215,28 @@ class Joins:
         layer = self.find(ref.layer) if isinstance(ref, Ref) and ref.layer is not None else None
         entering = self.entering(layer) if layer is not None else []
         parts = None
-        if len(entering) == 1 and self.topology.weight_layers[entering[0]].kind == "linear" \
-                and self.topology.weight_layers[entering[0]].rows is None and self.fresh(layer, *ends) \
-                and (op != "slice" or source is self.head[layer]):  # not rotary's slices of each head
+        fused = self.topology.weight_layers[entering[0]] if len(entering) == 1 else None
+        # a run of rows, split again (nn.MultiheadAttention's k and v) only into runs of its own
+        runs = fused is not None and fused.rows is not None and not fused.row_period and not fused.out_affines
+        if fused is not None and fused.kind == "linear" and (fused.rows is None or runs) \
+                and self.fresh(layer, *ends) and (op != "slice" or source is self.head[layer]):  # not rotary's slices
             views = views_between(self.head[layer], source)
             parts = views is not None and parts_of(shape_of(self.head[layer]), self.topology.node_layers[layer].nodes,
                                                   views, ends)
+            if parts and runs and any(part.period for part in parts):
+                parts = None
         if not parts or len(parts) < 2:
             if indexed:
                 return self.elementwise(node, op, tensors)  # a position picked (BERT's pooler reads token 0)
             return self.opaque(node, [source], "a split of node layers: the graph is cut here")
-        fused = self.topology.weight_layers[entering[0]]
         values = ends if indexed else [user for user in node.users if op_name(user) == "getitem"]
         values = dict(enumerate(values)) if indexed else {int(user.args[-1]): user for user in values}
         refs, nodes = [], self.topology.node_layers[layer].nodes
         for number, part in enumerate(parts):
             name = f"{fused.name}[{number}]"
-            weights = replace(fused, name=name, rows=part.rows, row_period=part.period)
+            rows = part.rows if fused.rows is None else (fused.rows[0] + part.rows[0], fused.rows[0] + part.rows[1])
+            weights = replace(fused, name=name, rows=rows, row_period=part.period,  # maps folded so far: all rows
+                              out_affines=tuple(replace(a, stored_rows=True) for a in fused.out_affines))
             size = weights.rows_of(nodes)
             dst = layer if number == 0 else self.new_layer(name, "linear", (size,), node)
             self.head[dst] = values.get(number, node)  # the part's own value
@@ -231,3 +253,9 @@ class Joins:
                 self.origin[user] = refs[number]
         else:
             self.origin[node] = Parts(tuple(refs))
+
+
+def _per_position(value_shape: tuple, stored_shape: tuple) -> bool:
+    """Does a stored tensor broadcast over a token sequence (batch, positions, features) hold a
+    value per position (position embeddings of shape (1, positions, features))?"""
+    return len(value_shape) == 3 and len(stored_shape) == 3 and stored_shape[1] > 1

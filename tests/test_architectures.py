@@ -460,12 +460,13 @@ def test_linear_layers_over_the_channels_of_a_feature_map_are_1x1_convolutions()
                                                                    (1, 3, 3)]
 
 
-class Patches(nn.Module):
-    """A conv's feature map read as a sequence of its positions, as Swin reads its patches."""
+class Overlapping(nn.Module):
+    """A conv's feature map read as a sequence of its positions, its windows overlapping (CvT's
+    convolutional embedding)."""
 
     def __init__(self):
         super().__init__()
-        self.conv, self.fc = nn.Conv2d(1, 2, 2, stride=2), nn.Linear(2, 3)
+        self.conv, self.fc = nn.Conv2d(1, 2, 3, stride=2, padding=1), nn.Linear(2, 3)
 
     def forward(self, x):
         return self.fc(self.conv(x).flatten(2).transpose(1, 2))
@@ -474,10 +475,88 @@ class Patches(nn.Module):
 def test_a_feature_map_read_as_a_sequence_of_its_positions_is_cut_and_listed():
     """A node of the map is a channel at a position; a node of the sequence is a channel, its
     positions pooled: no link maps one onto the other. The cut is listed, never a second input."""
-    topology = network_from_module(seeded(Patches()), (1, 4, 4)).topology
+    topology = network_from_module(seeded(Overlapping()), (1, 4, 4)).topology
     assert [layer.kind for layer in topology.node_layers] == ["input", "conv2d", "cut", "linear"]
     assert [layer.nodes for layer in topology.node_layers] == [16, 8, 2, 3]
     assert [s.reason for s in topology.skipped] == [REASONS["regrouped"]]
+
+
+class GridTokens(nn.Module):
+    """torchvision's Swin: a feature map held channels last, read as a sequence of its positions
+    by a Linear layer, the result added back to the map."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.fc = nn.Conv2d(1, 2, 1), nn.Linear(2, 2)
+
+    def forward(self, x):
+        grid = self.conv(x).permute(0, 2, 3, 1)
+        return grid + self.fc(grid.reshape(grid.shape[0], -1, 2)).reshape(grid.shape)
+
+
+def test_a_residual_sum_reads_the_map_as_the_nodes_of_the_layer_it_becomes():
+    """The sum becomes the Linear layer's 2 nodes, so the map is read as 2 nodes: cut there, as
+    regrouped, its identity links 2, never the map's 8 into 2 nodes."""
+    m = seeded(GridTokens())
+    network = network_from_module(m, (1, 2, 2))
+    topology = network.topology
+    residual = next(w for w in topology.weight_layers if w.kind == "identity")
+    assert residual.size == 2 and topology.node_layers[residual.src].kind == "cut"
+    assert {s.reason for s in topology.skipped} == {REASONS["regrouped"]}
+    result = compute_metrics(network)
+    fc = next(w for w in topology.weight_layers if w.name == "fc")
+    in_links = m.fc.weight.sum(1) + m.fc.bias + 1  # the Linear's row and bias, and the identity link's 1
+    np.testing.assert_allclose(result.node_layers[fc.dst].s_in, as_numpy(in_links), rtol=1e-9)
+
+
+class ConstantLike(nn.Module):
+    """Zeros made from a value (as Swin builds its mask of shifted windows), one per sample,
+    added to it."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Linear(2, 3), nn.Linear(3, 1)
+
+    def forward(self, x):
+        h = self.a(x)
+        return self.b(h + h.new_zeros(h.shape[0], 1))
+
+
+def test_a_constant_made_in_a_values_shape_has_no_nodes():
+    m = seeded(ConstantLike())
+    result = check(m, dense(m.a.weight, 0, 1) + dense(m.b.weight, 1, 2),
+                   {1: as_numpy(m.a.bias), 2: as_numpy(m.b.bias)}, input_shape=(2,))
+    assert result.skipped == []
+
+
+class Patches(nn.Module):
+    """A ViT's embedding: non-overlapping 2x2 patches of a 2-channel image, read as tokens, a
+    class token before them and position embeddings added, then a block's Linear layer and a
+    residual sum."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.fc = nn.Conv2d(2, 3, 2, stride=2), nn.Linear(3, 3)
+        self.cls, self.positions = nn.Parameter(torch.zeros(1, 1, 3)), nn.Parameter(torch.zeros(1, 5, 3))
+
+    def forward(self, x):
+        tokens = self.conv(x).flatten(2).transpose(1, 2)
+        tokens = torch.cat([self.cls.expand(x.shape[0], -1, -1), tokens], 1) + self.positions
+        return self.fc(tokens) + tokens
+
+
+def test_a_patch_convolution_read_as_tokens_is_a_linear_layer_over_one_patch():
+    """Kernel = stride over the image, read as `flatten(2).transpose(1, 2)`: the input layer is
+    one patch (C, 2, 2), each of its 8 pixels linked to each of the 3 channels by the kernel, and
+    the patches are samples, as token positions are. The class token and the position embeddings
+    add no links (listed); the block reads the patch embedding."""
+    m = seeded(Patches())
+    kernel = m.conv.weight.detach().double().numpy().reshape(3, 8)
+    edges = [(0, i, 1, j, kernel[j, i]) for j in range(3) for i in range(8)]
+    edges += dense(m.fc.weight, 1, 2) + identity(1, 2, 3)
+    result = check(m, edges, {1: as_numpy(m.conv.bias), 2: as_numpy(m.fc.bias)}, input_shape=(2, 4, 4))
+    assert [layer.layer.shape for layer in result.node_layers] == [(2, 2, 2), (3,), (3,)]
+    assert [(s.kind, s.reason) for s in result.skipped] == [("Patches", REASONS["learned_positions"])] * 2
 
 
 class Shuffle(nn.Module):
@@ -541,26 +620,38 @@ class HeadByHead(nn.Module):
     inside each head as GPT-NeoX does (chunk), or indexed from a (heads, 3, head_dim) view as
     Bloom does (select)."""
 
-    def __init__(self, layout):
+    def __init__(self, layout, batch_norm=False):
         super().__init__()
         self.layout = layout
         self.qkv, self.o = nn.Linear(4, 12), nn.Linear(4, 4)
+        self.norm = nn.BatchNorm1d(12) if batch_norm else None
 
     def forward(self, x):
         b, t, _ = x.shape
+        h = self.qkv(x)
+        if self.norm is not None:  # LeViT's: over every token of the batch
+            h = self.norm(h.flatten(0, 1)).reshape_as(h)
         if self.layout == "chunk":
-            q, k, v = self.qkv(x).view(b, t, 2, 6).transpose(1, 2).chunk(3, dim=-1)
+            q, k, v = h.view(b, t, 2, 6).transpose(1, 2).chunk(3, dim=-1)
         else:
-            fused = self.qkv(x).view(b, t, 2, 3, 2)
+            fused = h.view(b, t, 2, 3, 2)
             q, k, v = (fused[..., i, :].transpose(1, 2) for i in range(3))
         a = F.scaled_dot_product_attention(q, k, v)  # (b, heads, t, head_dim)
         return self.o(a.transpose(1, 2).reshape(b, t, 4))
 
 
 @pytest.mark.parametrize("layout", ["chunk", "select"])
-def test_a_qkv_fused_head_by_head_reads_its_rows_of_every_head(layout):
-    m = seeded(HeadByHead(layout))
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_a_qkv_fused_head_by_head_reads_its_rows_of_every_head(layout, batch_norm):
+    """With a BatchNorm folded into the fused layer before the split (LeViT), each part reads its
+    rows of the folded scale and shift too."""
+    m = seeded(HeadByHead(layout, batch_norm))
     W, bias = m.qkv.weight, m.qkv.bias
+    if batch_norm:
+        with torch.no_grad():
+            m.norm.running_var.uniform_(0.5, 2.0)
+        scale = m.norm.weight / torch.sqrt(m.norm.running_var + m.norm.eps)
+        W, bias = scale[:, None] * W, scale * bias + m.norm.bias - m.norm.running_mean * scale
     # node layers: x 0, q 1, k 2, v 3, o 4, out 5; head h's q, k, v are rows 6h..6h+1, 6h+2.., 6h+4..
     edges, biases = [], {}
     for part, layer in enumerate((1, 2, 3)):
@@ -572,6 +663,53 @@ def test_a_qkv_fused_head_by_head_reads_its_rows_of_every_head(layout):
     result = check(m, edges, biases, input_shape=(3, 4))
     assert [(w.layer.rows, w.layer.row_period) for w in result.weight_layers[:3]] == [((0, 2), 6), ((2, 4), 6),
                                                                                        ((4, 6), 6)]
+
+
+class CrossAttention(nn.Module):
+    """nn.MultiheadAttention with q from one layer, k and v from another (a decoder's
+    cross-attention): it reads q's rows of its in_proj_weight, then k's and v's, split again."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Linear(4, 4), nn.Linear(4, 4)
+        self.attention = nn.MultiheadAttention(4, 2, batch_first=True)
+
+    def forward(self, x):
+        memory, queries = self.a(x), self.b(x)
+        return self.attention(queries, memory, memory, need_weights=False)[0]
+
+
+def test_cross_attention_reads_runs_of_the_fused_in_projection():
+    m = seeded(CrossAttention())
+    W, bias = m.attention.in_proj_weight, m.attention.in_proj_bias
+    # node layers: x 0, a 1, b 2, q 3, k 4, v 5, o 6, out 7
+    edges = dense(m.a.weight, 0, 1) + dense(m.b.weight, 0, 2) + dense(W[:4], 2, 3) + dense(W[4:8], 1, 4) \
+        + dense(W[8:], 1, 5) + identity(5, 6, 4) + dense(m.attention.out_proj.weight, 6, 7)
+    biases = {1: as_numpy(m.a.bias), 2: as_numpy(m.b.bias), 3: as_numpy(bias[:4]), 4: as_numpy(bias[4:8]),
+              5: as_numpy(bias[8:]), 7: as_numpy(m.attention.out_proj.bias)}
+    result = check(m, edges, biases, input_shape=(3, 4))
+    assert [w.layer.rows for w in result.weight_layers[2:5]] == [(0, 4), (4, 8), (8, 12)]
+    assert result.skipped == []
+
+
+class Standardised(nn.Conv2d):
+    """BiT's weight-standardised convolution: its weight computed from the stored one."""
+
+    def forward(self, x):
+        w = self.weight
+        return F.conv2d(x, (w - w.mean((1, 2, 3), keepdim=True)) / w.std((1, 2, 3), keepdim=True), self.bias)
+
+
+def test_a_weight_computed_in_the_forward_pass_is_cut_and_listed():
+    """A weight-norm parametrisation of the last layer: the graph ends before it, listed; a model
+    whose every weight is computed is refused in one line that names the first."""
+    m = nn.Sequential(nn.Linear(3, 4), nn.utils.parametrizations.weight_norm(nn.Linear(4, 2))).eval()
+    topology = network_from_module(m, (3,)).topology
+    assert [layer.name for layer in topology.node_layers] == ["input", "0"]
+    assert [(s.name, s.reason) for s in topology.skipped] == [("1", REASONS["computed_weight"])]
+    with pytest.raises(NNGraphError, match="no Linear or Conv layers with stored weights.*first left out: 0: its "
+                                           "weight is computed"):
+        network_from_module(nn.Sequential(Standardised(1, 2, 3)).eval(), (1, 5, 5))
 
 
 class HeadNorm(nn.Module):
@@ -665,6 +803,50 @@ def test_a_part_with_no_fixed_links_is_concatenated_as_one_cut_layer():
     assert [layer.layer.kind for layer in result.node_layers] == ["input", "conv2d", "cut", "conv2d", "concat",
                                                                   "conv2d"]
     assert [s.reason for s in result.skipped] == [REASONS["max_pool"]]
+
+
+class ConcatNorm(nn.Module):
+    """A norm right after a concatenation: DenseNet's BatchNorm over the maps it concatenates,
+    Swin's LayerNorm over the four patches it merges."""
+
+    def __init__(self, maps: bool):
+        super().__init__()
+        if maps:
+            self.a, self.b, self.c = nn.Conv2d(1, 2, 1), nn.Conv2d(1, 3, 1), nn.Conv2d(5, 1, 1)
+            self.norm = nn.BatchNorm2d(5)
+        else:
+            self.a, self.b, self.c, self.norm = nn.Linear(2, 2), nn.Linear(2, 3), nn.Linear(5, 1), nn.LayerNorm(5)
+        self.dim = 1 if maps else -1
+
+    def forward(self, x):
+        return self.c(self.norm(torch.cat([self.a(x), self.b(x)], self.dim)))
+
+
+@pytest.mark.parametrize("maps", [True, False])
+def test_a_norm_after_a_concatenation_folds_into_each_part_its_own_channels(maps):
+    """Each part's identity links carry the norm's scale and shift of the nodes they enter."""
+    m = seeded(ConcatNorm(maps))
+    positions, norm = (4 if maps else 1), m.norm
+    if maps:
+        with torch.no_grad():
+            norm.running_var.uniform_(0.5, 2.0)
+        scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
+        shift = norm.bias - norm.running_mean * scale
+    else:
+        scale, shift = norm.weight, norm.bias
+    scale, shift = (np.repeat(as_numpy(v), positions) for v in (scale, shift))
+
+    def links(layer, src, dst):
+        w = layer.weight.detach().double().numpy().reshape(layer.weight.shape[0], -1)
+        return [(src, i * positions + p, dst, j * positions + p, w[j, i]) for j in range(w.shape[0])
+                for i in range(w.shape[1]) for p in range(positions)]
+
+    edges = links(m.a, 0, 1) + links(m.b, 0, 2) + links(m.c, 3, 4)
+    edges += identity(1, 3, 2 * positions, scale[:2 * positions]) + \
+        identity(2, 3, 3 * positions, scale[2 * positions:], offset=2 * positions)
+    on = lambda bias: np.repeat(as_numpy(bias), positions)  # noqa: E731
+    check(m, edges, {1: on(m.a.bias), 2: on(m.b.bias), 3: shift, 4: on(m.c.bias)},
+          input_shape=(1, 2, 2) if maps else (2,))
 
 
 class Rows(nn.Module):

@@ -28,7 +28,7 @@ SKIPPED_KINDS = {"minilm": {"Embedding": 3, "LayerNorm": 13}, "gpt2": {"Embeddin
                  # identity links each leaves between cut layers, all as feeding only the attention pattern
                  "phi": {"Embedding": 1, "LayerNorm": 3, "PhiAttention": 2, "identity": 2},
                  "gpt_neox": {"Embedding": 1, "LayerNorm": 5, "GPTNeoXAttention": 2, "identity": 2},
-                 "vit": {"LayerNorm": 5, "ViTEmbeddings": 2},  # the class token and positions: cut
+                 "vit": {"LayerNorm": 5, "ViTEmbeddings": 1},  # the class token and positions: no links
                  "resnet": {"BatchNorm2d": 5, "MaxPool2d": 1},
                  "lstm": {}, "gru": {}}
 
@@ -362,14 +362,14 @@ def test_phi_partial_rotary_leaves_one_residual_stream(real_models):
 def test_vit_reads_its_stored_names_and_its_image_size_from_the_config(real_models):
     """transformers 5 names ViT's modules `layers.0.attention.q_proj` and stores them as
     `encoder.layer.0.attention.attention.query`: the stored tensor is bound, as transformers
-    binds it. No --input-shape: the config's 1x8x8 images."""
+    binds it. No --input-shape: the config's 1x8x8 images, cut into 4x4 patches."""
     path, _ = real_models["vit"]
     done = CliRunner().invoke(cli, ["metrics", str(path), "--format", "json", "--no-persistence"])
     assert done.exit_code == 0, done.output
     network = load_network(path)
-    assert network.topology.node_layers[0].shape == (1, 8, 8)
     first = network.topology.weight_layers[0]
-    assert first.kind == "conv2d" and network.topology.node_layers[first.dst].shape == (32, 2, 2)  # 4x4 patches
+    assert first.kind == "conv2d" and first.in_shape == (1, 4, 4)  # the conv over one patch
+    assert network.topology.node_layers[first.src].shape == (1, 4, 4)
     q = next(w for w in network.topology.weight_layers if w.name.endswith("q_proj") or w.name.endswith("query"))
     with safe_open(str(path / "model.safetensors"), "pt") as handle:
         read = lambda key: handle.get_tensor(key).double()  # noqa: E731
@@ -377,6 +377,37 @@ def test_vit_reads_its_stored_names_and_its_image_size_from_the_config(real_mode
         g, beta = (read(f"encoder.layer.0.layernorm_before.{k}") for k in ("weight", "bias"))
     result = compute_metrics(network, persistence=False)
     np.testing.assert_allclose(result.node_layers[q.dst].s_in, (w * g).sum(1) + b + w @ beta, rtol=1e-5, atol=1e-6)
+
+
+def test_vit_patches_are_samples_and_the_model_is_one_graph(real_models):
+    """A ViT's patch convolution (kernel = stride) read as tokens is a Linear over one patch: the
+    input layer is a 4x4 patch, the embedding layer the 32 channels of a token, and the patches
+    are samples, as token positions are. The class token and the position embeddings add no
+    links: the transformer's blocks read the patch embedding, one graph from the input on."""
+    path, _ = real_models["vit"]
+    network = load_network(path)
+    topology = network.topology
+    assert [layer.kind for layer in topology.node_layers].count("cut") == 0
+    assert reachable(topology, 0) == set(range(len(topology.node_layers)))
+    patches = topology.weight_layers[0]
+    assert topology.node_layers[patches.dst].shape == (32,)
+    assert {w.name for w in topology.weight_layers if w.src == patches.dst} >= {
+        "layers.0.attention.q_proj", "layers.0.attention.k_proj", "layers.0.attention.v_proj", "layers.0 (residual)"}
+    with safe_open(str(path / "model.safetensors"), "pt") as handle:
+        w, b = (handle.get_tensor(f"embeddings.patch_embeddings.projection.{k}").double() for k in ("weight", "bias"))
+    result = compute_metrics(network, persistence=False)
+    np.testing.assert_allclose(result.node_layers[patches.dst].s_in, w.sum((1, 2, 3)) + b, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(result.node_layers[patches.src].s_out, w.sum(0).reshape(-1), rtol=1e-6, atol=1e-6)
+    module = load_runnable(path)
+    images = torch.randn(6, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    measured = data_metrics(module, images, batch_size=6).by_index
+    captured = []
+    hook = module.embeddings.patch_embeddings.projection.register_forward_hook(lambda m, a, out: captured.append(out))
+    with torch.no_grad():
+        module(images)
+    hook.remove()
+    per_token = captured[0].flatten(2).transpose(1, 2).reshape(-1, 32).double()  # 6 images x 4 patches
+    np.testing.assert_allclose(measured[patches.dst].strength.per_node()[0], per_token.mean(0).numpy(), atol=1e-5)
 
 
 def test_convnext_linear_layers_over_channels_are_1x1_convolutions_in_one_graph(tmp_path):
