@@ -65,6 +65,20 @@ def measured_beside(path, submodule, read):
     return measured, captured[0]
 
 
+def measured_on_images(path, shape, submodule):
+    """The model at `path` (as the data pass loads it), its data metrics on 6 seeded images of
+    `shape`, and the output of `submodule(model)` in a forward pass on the same images."""
+    module = load_runnable(path)
+    images = torch.randn(6, *shape, generator=torch.Generator().manual_seed(0))
+    measured = data_metrics(module, images, batch_size=6).by_index
+    captured = []
+    hook = submodule(module).register_forward_hook(lambda m, args, out: captured.append(out))
+    with torch.no_grad():
+        module(images)
+    hook.remove()
+    return module, measured, captured[0]
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_metrics_on_a_real_model(real_models, name):
     path, options = real_models[name]
@@ -398,15 +412,8 @@ def test_vit_patches_are_samples_and_the_model_is_one_graph(real_models):
     result = compute_metrics(network, persistence=False)
     np.testing.assert_allclose(result.node_layers[patches.dst].s_in, w.sum((1, 2, 3)) + b, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(result.node_layers[patches.src].s_out, w.sum(0).reshape(-1), rtol=1e-6, atol=1e-6)
-    module = load_runnable(path)
-    images = torch.randn(6, 1, 8, 8, generator=torch.Generator().manual_seed(0))
-    measured = data_metrics(module, images, batch_size=6).by_index
-    captured = []
-    hook = module.embeddings.patch_embeddings.projection.register_forward_hook(lambda m, a, out: captured.append(out))
-    with torch.no_grad():
-        module(images)
-    hook.remove()
-    per_token = captured[0].flatten(2).transpose(1, 2).reshape(-1, 32).double()  # 6 images x 4 patches
+    _, measured, out = measured_on_images(path, (1, 8, 8), lambda m: m.embeddings.patch_embeddings.projection)
+    per_token = out.flatten(2).transpose(1, 2).reshape(-1, 32).double()  # 6 images x 4 patches
     np.testing.assert_allclose(measured[patches.dst].strength.per_node()[0], per_token.mean(0).numpy(), atol=1e-5)
 
 
@@ -463,17 +470,10 @@ def test_mobilenet_v2_same_padding_by_hand_is_the_convolutions_padding(tmp_path)
     stem = topology.weight_layers[0]
     assert stem.name == "conv_stem.first_conv.convolution" and stem.pads == ((0, 1), (0, 1))
     assert topology.node_layers[stem.src].shape == (1, 16, 16) and topology.node_layers[stem.dst].shape[1:] == (8, 8)
-    module = load_runnable(tmp_path)
+    module, measured, out = measured_on_images(tmp_path, (1, 16, 16), lambda m: m.conv_stem.first_conv.normalization)
     assert not module.training  # BatchNorm with its running statistics, for the user's own passes too
-    images = torch.randn(6, 1, 16, 16, generator=torch.Generator().manual_seed(0))
-    measured = data_metrics(module, images, batch_size=6).by_index
-    captured = []
-    hook = module.conv_stem.first_conv.normalization.register_forward_hook(lambda m, a, out: captured.append(out))
-    with torch.no_grad():
-        module(images)
-    hook.remove()
-    np.testing.assert_allclose(measured[stem.dst].strength.per_node()[0],
-                               captured[0].reshape(6, -1).double().mean(0).numpy(), atol=1e-5)
+    np.testing.assert_allclose(measured[stem.dst].strength.per_node()[0], out.reshape(6, -1).double().mean(0).numpy(),
+                               atol=1e-5)
 
 
 def test_a_checkpoint_that_transformers_converts_on_loading_is_refused(tmp_path):
