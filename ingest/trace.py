@@ -209,8 +209,8 @@ class Walk(Gains, Joins, Finish):
             return  # constants, masks, positions: no nodes
         if op in RECURRENT_OPS:
             return self.recurrent(node, op)
-        if op in ("linear", "addmm", "mm", "matmul") and self.weight_param(node, op) is not None:
-            return self.linear(node, op)
+        if op in ("linear", "addmm", "mm", "matmul") and (read := self.linear_read(node, op)) is not None:
+            return self.linear(node, op, *read)
         if op in CONV and self.is_param(node.args[1]):
             return self.conv(node, op)
         if (op in CONV or op == "linear") and self.ref(node.args[1]) is None:  # a weight computed, not stored
@@ -246,24 +246,33 @@ class Walk(Gains, Joins, Finish):
             return
         self.elementwise(node, op, tensors + [a for a in lists if hasattr(a.meta.get("val"), "shape")])  # stack's
 
-    def weight_param(self, node, op: str):
+    def linear_read(self, node, op: str):
         """(the 2-D parameter a linear map reads, whether it is stored (in, out), the run of its rows
-        read or None) or None: `x @ W` stores W as (in, out); `x @ W.T` (Falcon's Linear) stores it
-        (out, in), as `linear` does. nn.MultiheadAttention reads runs of its in_proj_weight's rows
-        (q's, then k's and v's) when q is not k and v; its bias must be the same rows of one."""
+        read or None, its bias's keys) or None: `x @ W` stores W as (in, out); `x @ W.T` (Falcon's
+        Linear) stores it (out, in), as `linear` does. nn.MultiheadAttention reads runs of its
+        in_proj_weight's rows (q's, then k's and v's) when q is not k and v; its bias must be the
+        same rows of one."""
         weight = node.args[1] if op in ("linear", "mm", "matmul") else node.args[2]
+        bias = node.args[2] if op == "linear" and len(node.args) > 2 else (node.args[0] if op == "addmm" else None)
         stored_in_out, rows = op != "linear", None
         if stored_in_out and getattr(weight, "op", None) == "call_function" \
                 and op_name(weight) in ("t", "numpy_T", "transpose", "permute") and self.is_param(weight.args[0]):
             weight, stored_in_out = weight.args[0], False
         if op == "linear":
-            weight, rows = self.stored_rows(weight)
-            bias = node.args[2] if len(node.args) > 2 else None
-            if bias is not None and self.stored_rows(bias)[1] != rows:
-                return None
-        return (weight, stored_in_out, rows) if self.is_param(weight) and len(shape_of(weight)) == 2 else None
+            weight, rows = self.row_run(weight)
+            if bias is not None:
+                bias, bias_rows = self.row_run(bias)
+                if bias_rows != rows:
+                    return None
+        if not self.is_param(weight) or len(shape_of(weight)) != 2:
+            return None
+        return weight, stored_in_out, rows, self.param_keys(bias)
 
-    def stored_rows(self, value) -> tuple:
+    def param_keys(self, value) -> tuple[str, ...]:
+        """The stored key of a parameter (a bias), or none."""
+        return (self.params[value.name],) if self.is_param(value) else ()
+
+    def row_run(self, value) -> tuple:
         """(the parameter, (start, stop)) when the value is a run of a parameter's rows (`p[a:b]`, a
         part of `p.split(sizes)`), else (the value, None)."""
         op = op_name(value) if getattr(value, "op", None) == "call_function" else None
@@ -282,18 +291,14 @@ class Walk(Gains, Joins, Finish):
                 return source, (start or 0, min(total if stop is None else stop, total))
         return value, None
 
-    def linear(self, node, op: str) -> None:
+    def linear(self, node, op: str, weight, transposed: bool, rows, bias_keys: tuple) -> None:
         x = node.args[1] if op == "addmm" else node.args[0]
-        weight, transposed, rows = self.weight_param(node, op)
         key = self.params[weight.name]
-        bias = node.args[2] if op == "linear" and len(node.args) > 2 else (node.args[0] if op == "addmm" else None)
         out_features, in_features = shape_of(weight)[::-1] if transposed else shape_of(weight)
         name = key.rsplit(".", 1)[0]
         if rows is not None:  # named after the rows it reads
             out_features, name = rows[1] - rows[0], f"{name}[{rows[0]}:{rows[1]}]"
-            bias = self.stored_rows(bias)[0] if bias is not None else None
         ref = self.ref(x)
-        bias_keys = (self.params[bias.name],) if self.is_param(bias) else ()
         feature_map = None if transposed or rows else self.channels_last(ref, x, in_features)
         if feature_map:
             return self.pointwise(node, name, key, bias_keys, self.find(ref.layer), feature_map, out_features)
@@ -329,9 +334,10 @@ class Walk(Gains, Joins, Finish):
             stride, padding, dilation, groups = args[3] or 1, args[4] or 0, args[5] or 1, args[6] or 1
         stride, dilation = expand(stride, dims), expand(dilation, dims)
         padding = expand(conv_padding(padding, w_shape[2:], dilation, name), dims)
+        bias_keys = self.param_keys(args[2])
         tokens = self.patch_tokens(node, x, w_shape[2:], stride, padding, dilation, groups)
         if tokens is not None:
-            return self.patch_embedding(node, x, key, args[2], tokens)
+            return self.patch_embedding(node, x, name, key, w_shape, bias_keys, tokens)
         padding_end = padding
         if x in self.padded:  # zeros padded by hand: the conv pads by as much more
             x, sizes = self.padded[x]
@@ -340,9 +346,8 @@ class Walk(Gains, Joins, Finish):
         self.leave_out(self.ref(x), REASONS["gain_map"])
         src = self.layer_of(x, node, numel(x_shape[1:]), name)
         dst = self.new_layer(name, f"conv{dims}d", shape_of(node)[1:], node)
-        bias = args[2] if self.is_param(args[2]) else None
-        self.add_weight_layer(WeightLayer(name, f"conv{dims}d", key, (self.params[bias.name],) if bias else (), src,
-                                          dst, in_shape=x_shape[1:], stride=stride, padding=padding,
+        self.add_weight_layer(WeightLayer(name, f"conv{dims}d", key, bias_keys, src, dst, in_shape=x_shape[1:],
+                                          stride=stride, padding=padding,
                                           padding_end=padding_end if padding_end != padding else (),
                                           dilation=dilation, groups=int(groups)))
         self.origin[node] = Ref(dst)
@@ -362,19 +367,16 @@ class Walk(Gains, Joins, Finish):
         shape = shape_of(node)[1:]
         return value if holds_tokens(placement(node, chain, numel(shape), None), shape) else None
 
-    def patch_embedding(self, node, x, key: str, bias, tokens) -> None:
+    def patch_embedding(self, node, x, name: str, key: str, w_shape: tuple, bias_keys: tuple, tokens) -> None:
         """A conv over non-overlapping patches read as tokens is a Linear over each patch: its
         input layer is one patch (C, *kernel), its output the token's channels, and the patches are
         samples, as a transformer's positions are (METRICS.md section 9). The links are the conv's
         over one patch."""
-        w_shape = shape_of(node.args[1])
         patch, dims = (shape_of(x)[1], *w_shape[2:]), len(w_shape) - 2
-        name = key.rsplit(".", 1)[0]
         src = self.layer_of(x, node, numel(patch), name, shape=patch)
         dst = self.new_layer(name, "linear", (w_shape[0],), tokens)
-        self.add_weight_layer(WeightLayer(name, f"conv{dims}d", key, (self.params[bias.name],) if self.is_param(bias)
-                                          else (), src, dst, in_shape=patch, stride=tuple(w_shape[2:]),
-                                          padding=(0,) * dims, dilation=(1,) * dims))
+        self.add_weight_layer(WeightLayer(name, f"conv{dims}d", key, bias_keys, src, dst, in_shape=patch,
+                                          stride=tuple(w_shape[2:]), padding=(0,) * dims, dilation=(1,) * dims))
         self.origin[node] = Ref(dst)
 
     def cut_here(self, node) -> bool:
